@@ -54,6 +54,7 @@ class LiteRTModel:
         self.path = os.fspath(path)
         self.threads = int(threads)
         self.interpreter = Interpreter(model_path=self.path, num_threads=self.threads)
+        self.interpreter.allocate_tensors()  # applies XNNPACK, so `delegation()` can see it
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE_KEY not in signatures:
             raise ValueError(
@@ -109,6 +110,36 @@ class LiteRTModel:
         start = time.perf_counter()
         self.runner(**{INPUT_NAME: x})
         return time.perf_counter() - start
+
+    def delegation(self) -> dict[str, object]:
+        """How XNNPACK took the graph: `{"partitions": n, "ops_outside": {op: count}}`.
+
+        Ops outside the delegate run in LiteRT's own kernels and split the graph into
+        partitions, each boundary a sync point; XNNPACK refuses, for example, an int8 ADD
+        whose input/output scales are more than 2**10 apart. The interpreter does not list
+        its execution plan, so the ops outside are found from the delegate nodes' inputs:
+        a delegate input (or model output) made by a node and not by a delegate comes from
+        an undelegated node, and so do that node's own such inputs.
+        """
+        ops = self.interpreter._get_ops_details()  # the only API listing nodes
+        delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+        producer = {t: op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+        delegated_outputs = {t for op in delegates for t in op["outputs"]}
+        outputs = [d["index"] for d in self.interpreter.get_output_details()]
+        pending = [t for op in delegates for t in op["inputs"]] + outputs
+        outside, seen = {}, set()
+        while pending:
+            tensor = pending.pop()
+            if tensor in seen or tensor in delegated_outputs or tensor not in producer:
+                continue
+            seen.add(tensor)
+            node = producer[tensor]
+            outside[node["index"]] = node["op_name"]
+            pending.extend(node["inputs"])
+        counts: dict[str, int] = {}
+        for name in outside.values():
+            counts[name] = counts.get(name, 0) + 1
+        return {"partitions": len(delegates), "ops_outside": dict(sorted(counts.items()))}
 
     def op_counts(self) -> dict[str, int]:
         """`{op name: count}` of the model's execution plan."""

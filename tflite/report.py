@@ -12,8 +12,9 @@ import numpy as np
 TABLE_COLUMNS = (
     ("variant", "variant"), ("size_bytes", "size (MB)"), ("top1", "top-1"), ("top5", "top-5"),
     ("agreement_top1", "top-1 agreement"), ("logit_cosine", "logit cosine"),
-    ("logit_max_rel_error", "max err / max |logit|"), ("latency_median", "median ms"),
+    ("logit_max_rel_error", "logit max rel. error"), ("latency_median", "median ms"),
     ("latency_p90", "p90 ms"), ("peak_memory_bytes", "peak MB"),
+    ("xnnpack_partitions", "XNNPACK partitions"), ("ops_outside_xnnpack", "ops outside XNNPACK"),
 )
 
 
@@ -49,6 +50,8 @@ def markdown_table(reports: Sequence[dict]) -> str:
             value = _flat(report).get(key)
             if value is None:
                 cells.append("-")
+            elif isinstance(value, dict):
+                cells.append(", ".join(f"{k} x{v}" for k, v in value.items()) or "none")
             elif key.endswith("_bytes"):
                 cells.append(f"{value / 1e6:.2f}")
             elif key == "logit_max_rel_error":
@@ -104,6 +107,9 @@ def _flat(report: dict) -> dict:
     flat = dict(report)
     latency = report.get("latency_ms") or {}
     flat["latency_median"], flat["latency_p90"] = latency.get("median"), latency.get("p90")
+    delegation = report.get("xnnpack") or {}
+    flat["xnnpack_partitions"] = delegation.get("partitions")
+    flat["ops_outside_xnnpack"] = delegation.get("ops_outside")
     return flat
 
 

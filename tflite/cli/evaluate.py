@@ -78,6 +78,7 @@ def evaluate(paths, data, reference, threads, limit=None, runs=30, warmup=5, mem
             "size_bytes": os.path.getsize(model.path),
             "latency_ms": latency,
             "ops": model.op_counts(),
+            "xnnpack": model.delegation(),
             **report.quality_metrics(model.scores(clips), labels, ref),
         }
         if memory:
