@@ -61,6 +61,17 @@ def is_video_list(source: str) -> bool:
     return source.endswith(".txt")
 
 
+def check_source(source: str) -> None:
+    """Raises FileNotFoundError when `source` names no data, without reading any clip."""
+    if is_video_list(source):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"Video list {source} does not exist.")
+    else:
+        from keras_squeezetime.training.pipeline import list_record_files
+
+        list_record_files(source)  # FileNotFoundError naming the pattern when nothing matches
+
+
 def iter_clips(
     source: str, spec: ClipSpec, limit: int | None = None
 ) -> Iterator[tuple[np.ndarray, int]]:
@@ -71,6 +82,7 @@ def iter_clips(
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1; got {limit}.")
+    check_source(source)
     clips = _list_clips(source, spec) if is_video_list(source) else _record_clips(source, spec)
     for count, item in enumerate(clips):
         if limit is not None and count >= limit:
@@ -112,8 +124,6 @@ def _list_clips(list_file: str, spec: ClipSpec) -> Iterator[tuple[np.ndarray, in
     from keras_squeezetime.video.decode import probe_video, read_frames
     from keras_squeezetime.video.sampling import dense_indices
 
-    if not os.path.isfile(list_file):
-        raise FileNotFoundError(f"Video list {list_file} does not exist.")
     entries = parse_video_list(list_file, video_root=os.path.dirname(os.path.abspath(list_file)))
     if not entries:
         raise ValueError(f"Video list {list_file} names no video.")
@@ -126,9 +136,8 @@ def _list_clips(list_file: str, spec: ClipSpec) -> Iterator[tuple[np.ndarray, in
 
 
 def _record_clips(pattern: str, spec: ClipSpec) -> Iterator[tuple[np.ndarray, int]]:
-    from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset, list_record_files
+    from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset
 
-    list_record_files(pattern)  # FileNotFoundError naming the pattern when nothing matches
     config = PipelineConfig(
         frames=spec.frames,
         frame_interval=spec.frame_interval,

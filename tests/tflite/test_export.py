@@ -179,22 +179,27 @@ def _cli(name, *args):
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
 
 
-@pytest.mark.slow
-def test_cli_end_to_end(model, fp32_export, video_dataset, tmp_path):
-    """Export CLI error path (too few clips: exit 2, no file) and the harness report."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    model.save(run_dir / "model.keras")
-    (run_dir / "config.json").write_text(json.dumps({
+@pytest.fixture(scope="module")
+def run_dir(model, tmp_path_factory):
+    """A training run folder: `model.keras` and the `config.json` training writes."""
+    run = tmp_path_factory.mktemp("run")
+    model.save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({
         "frames": FRAMES, "frame_interval": 2, "image_size": SIZE, "short_side": SIZE,
         "num_classes": CLASSES, "width_multiplier": 0.25, "class_names": NAMES}))
+    return run
+
+
+@pytest.mark.slow
+def test_cli_end_to_end(run_dir, fp32_export, video_dataset, tmp_path):
+    """Export CLI error path (too few clips: exit 2, no file) and the harness report."""
     out = tmp_path / "int8.tflite"
     failed = _cli("export", "--model", str(run_dir / "model.keras"), "--quantization", "int8",
                   "--representative-data", str(video_dataset / "val_list.txt"),
                   "--output", str(out))
     assert failed.returncode == 2, failed.stderr[-2000:]
     assert "int8 calibration needs at least 32" in failed.stderr
-    assert not out.exists() and os.listdir(tmp_path) == ["run"]
+    assert os.listdir(tmp_path) == []
 
     # Same settings as the video list; the reference is the Keras model itself.
     report = tmp_path / "report.json"
@@ -214,3 +219,49 @@ def test_cli_end_to_end(model, fp32_export, video_dataset, tmp_path):
                "--output", str(tmp_path / "bad.json"))
     assert bad.returncode == 2 and "No TFRecord files match" in bad.stderr
     assert not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.slow
+def test_cli_several_variants(run_dir, video_dataset, tmp_path):
+    """One command, three variants, each converted in its own subprocess into a new folder."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    out = tmp_path / "variants"
+    done = _cli("export", "--model", str(run_dir / "model.keras"),
+                "--quantization", "float32,dynamic,int8", "--input-type", "uint8",
+                "--representative-data", str(video_dataset / "val_list.txt"),
+                "--representative-clips", "8", "--min-representative-clips", "8",
+                "--output", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = json.loads(done.stdout)
+    assert [s["quantization"] for s in summaries] == ["float32", "dynamic", "int8"]
+    assert all(set(s) == {"output", "size_bytes", "quantization", "input_type", "input_shape",
+                          "labels", "float_ops", "ops"} for s in summaries)
+    for quantization in ("float32", "dynamic", "int8"):
+        assert f"{quantization}: {out / f'model_{quantization}_uint8in.tflite'} (" in done.stderr
+    assert sorted(os.listdir(out)) == sorted(
+        f"model_{q}_uint8in.{ext}" for q in ("dynamic", "float32", "int8")
+        for ext in ("labels.txt", "tflite"))
+    # Raw uint8 pixels in every variant: cast inside the float ones, quantised (scale 1) in int8.
+    expected_quantization = {"float32": (0.0, 0), "dynamic": (0.0, 0), "int8": (1.0, 0)}
+    for summary in summaries:
+        interpreter = Interpreter(model_path=summary["output"])
+        detail = interpreter.get_input_details()[0]
+        assert detail["dtype"] == np.uint8 and tuple(detail["shape"]) == (1, FRAMES, SIZE, SIZE, 3)
+        assert tuple(detail["quantization"]) == expected_quantization[summary["quantization"]]
+        weights = {t["dtype"] for t in interpreter.get_tensor_details()}
+        assert (np.int8 in weights) == (summary["quantization"] != "float32")
+
+
+def test_cli_bad_variant_lists_write_nothing(run_dir, tmp_path):
+    """A bad item, or int8 without calibration data, fails before any conversion."""
+    out = tmp_path / "variants"
+    bad = _cli("export", "--model", str(run_dir), "--quantization", "float32,int4",
+               "--output", str(out))
+    assert bad.returncode != 0
+    assert "unknown quantization 'int4'" in bad.stderr
+    assert "float32, float16, dynamic, int8 or all" in bad.stderr
+    no_data = _cli("export", "--model", str(run_dir), "--quantization", "float32,int8",
+                   "--output", str(out))
+    assert no_data.returncode != 0 and "int8 needs --representative-data" in no_data.stderr
+    assert os.listdir(tmp_path) == []
