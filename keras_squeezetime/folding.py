@@ -12,20 +12,30 @@ import copy
 from typing import Any
 
 import keras
+import numpy as np
 
-from keras_squeezetime.layers import CTLBottleneck
+from keras_squeezetime.layers import CTLBottleneck, SpatialBias, TimeToChannel
 from keras_squeezetime.layers.batch_norm import batch_norm_affine, fold_into
 
-_STEM_CONV, _STEM_BN = "stem_conv", "stem_bn"
+_STEM_CONV, _STEM_BN, _STEM_PAD, _STEM_BIAS = "stem_conv", "stem_bn", "stem_pad", "stem_bias"
+_NORMALIZATION, _SQUEEZE = "normalization", "squeeze"
 
 
-def fold_batch_norm(model: keras.Model) -> keras.Model:
+def fold_batch_norm(model: keras.Model, fold_preprocessing: bool = True) -> keras.Model:
     """Returns an inference copy of a `SqueezeTime` model with its BNs folded.
 
     The copy computes the same outputs in inference mode (checked to 1e-5
     relative in the tests) with fewer, bias-carrying convolutions. It is not meant
     for training: there are no BN statistics left to update. Save and load it like
     any model (`.keras`, `safe_mode=True`).
+
+    Args:
+      model: a `SqueezeTime` model (not already folded).
+      fold_preprocessing: also move the in-model pixel normalisation into the stem
+        convolution (weights scaled by `1 / std`, the mean and the BN shift as a
+        per-position bias map), so the copy starts with the transpose. The
+        normalisation broadcasts over 3 channels, which LiteRT/XNNPACK runs slowly.
+        No effect on models built with `include_preprocessing=False`.
 
     Raises:
       ValueError: `model` is not a SqueezeTime model or is already folded.
@@ -35,13 +45,20 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         raise ValueError(
             f"{model.name} has no '{_STEM_BN}' layer: it is already folded or not a SqueezeTime model."
         )
-    config = _fused_config(model.get_config())
+    normalization = model.get_layer(_NORMALIZATION) if _NORMALIZATION in names else None
+    if not fold_preprocessing:
+        normalization = None
+    config = _fused_config(model.get_config(), model, normalization is not None)
     folded = model.__class__.from_config(config)
     for layer in model.layers:
         if layer.name == _STEM_BN or not layer.weights:
             continue
         target = folded.get_layer(layer.name)
-        if layer.name == _STEM_CONV:
+        if layer.name == _STEM_CONV and normalization is not None:
+            kernel, bias_map = _stem_with_normalization(model, normalization)
+            target.kernel.assign(kernel)
+            folded.get_layer(_STEM_BIAS).bias.assign(bias_map)
+        elif layer.name == _STEM_CONV:
             fold_into(target, layer.kernel, None, *batch_norm_affine(model.get_layer(_STEM_BN)))
         elif isinstance(layer, CTLBottleneck):
             target.fold_from(layer)
@@ -50,29 +67,80 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     return folded
 
 
-def _fused_config(config: dict[str, Any]) -> dict[str, Any]:
+def _stem_with_normalization(model: keras.Model, normalization) -> tuple[np.ndarray, np.ndarray]:
+    """Stem kernel taking raw pixels, and the bias map that completes it.
+
+    conv(pad0((x - m) / s), W) = conv(pad0(x), W / s) - conv(pad0(m), W / s): the second
+    term is constant but smaller where the window overlaps the zero padding.
+    """
+    from keras import ops
+
+    scale, shift = batch_norm_affine(model.get_layer(_STEM_BN))
+    conv = model.get_layer(_STEM_CONV)
+    _, frames, height, width, channels = model.get_layer(_SQUEEZE).input.shape
+    # Per squeezed channel (the squeeze layer's own order) 1 / std and mean.
+    squeeze = TimeToChannel()
+    inv_std = np.asarray(squeeze(np.broadcast_to(
+        1.0 / np.asarray(normalization.std, "float32"), (1, frames, 1, 1, channels))))[0, 0, 0]
+    mean = np.asarray(squeeze(np.broadcast_to(
+        np.asarray(normalization.mean, "float32"), (1, frames, height, width, channels))))
+    kernel = np.asarray(conv.kernel) * scale * inv_std[None, None, :, None]
+    (top, bottom), (left, right) = model.get_layer(_STEM_PAD).padding
+    padded = np.pad(mean, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    mean_term = np.asarray(ops.conv(padded, kernel, strides=conv.strides, padding="valid"))[0]
+    return kernel, shift - mean_term
+
+
+def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization: bool) -> dict[str, Any]:
     config = copy.deepcopy(config)
     kept = []
     for layer in config["layers"]:
         if layer["config"].get("name") == _STEM_BN:
+            if fold_normalization:  # the BN becomes the bias map, fed by the same conv
+                kept.append(_stem_bias_entry(layer, model.get_layer(_STEM_BN).output.shape))
             continue
+        if layer["config"].get("name") == _NORMALIZATION and fold_normalization:
+            layer["config"]["folded"] = True
         if layer["config"].get("name") == _STEM_CONV:
-            layer["config"]["use_bias"] = True
+            layer["config"]["use_bias"] = not fold_normalization
         if layer["class_name"] == "CTLBottleneck":
             layer["config"]["fused"] = True
         layer["inbound_nodes"] = _rewire(layer.get("inbound_nodes", []))
         kept.append(layer)
     config["layers"] = kept
     config["output_layers"] = _rewire(config["output_layers"])
+    if fold_normalization:
+        config = _rename_references(config, _STEM_CONV, _STEM_BIAS, skip=_STEM_BIAS)
     return config
 
 
-def _rewire(value):
-    """Replaces references to the stem BN's output by the stem conv's."""
+def _stem_bias_entry(stem_bn_entry: dict, shape) -> dict:
+    """A functional-config entry for the stem's `SpatialBias`, wired like the stem BN."""
+    layer = SpatialBias(name=_STEM_BIAS)
+    layer.build(shape)
+    entry = keras.saving.serialize_keras_object(layer)
+    entry["name"] = _STEM_BIAS
+    # The BN's call arguments (mask, training) do not apply to the bias.
+    entry["inbound_nodes"] = [{"args": copy.deepcopy(node["args"]), "kwargs": {}}
+                              for node in stem_bn_entry["inbound_nodes"]]
+    return entry
+
+
+def _rename_references(config: dict, old: str, new: str, skip: str) -> dict:
+    """Points every consumer of layer `old`'s output (except layer `skip`) at layer `new`."""
+    for layer in config["layers"]:
+        if layer["config"].get("name") != skip:
+            layer["inbound_nodes"] = _rewire(layer.get("inbound_nodes", []), old, new)
+    config["output_layers"] = _rewire(config["output_layers"], old, new)
+    return config
+
+
+def _rewire(value, old: str = _STEM_BN, new: str = _STEM_CONV):
+    """Replaces references to layer `old`'s output (default: the stem BN's) by `new`'s."""
     if isinstance(value, dict):
-        return {k: _rewire(v) for k, v in value.items()}
+        return {k: _rewire(v, old, new) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        if len(value) == 3 and value[0] == _STEM_BN and isinstance(value[1], int):
-            return type(value)([_STEM_CONV, *value[1:]])
-        return type(value)(_rewire(v) for v in value)
+        if len(value) == 3 and value[0] == old and isinstance(value[1], int):
+            return type(value)([new, *value[1:]])
+        return type(value)(_rewire(v, old, new) for v in value)
     return value

@@ -6,6 +6,7 @@ from keras_squeezetime.layers.head import ClassificationHead
 from keras_squeezetime.layers.interaction import InterTemporalInteraction
 from keras_squeezetime.layers.normalization import VideoNormalization
 from keras_squeezetime.layers.positional import PositionalEmbedding
+from keras_squeezetime.layers.spatial_bias import SpatialBias
 from keras_squeezetime.layers.squeeze import TimeToChannel
 from keras_squeezetime.layers.temporal_focus import TemporalFocus
 
@@ -15,6 +16,7 @@ __all__ = [
     "ClassificationHead",
     "InterTemporalInteraction",
     "PositionalEmbedding",
+    "SpatialBias",
     "TemporalFocus",
     "TimeToChannel",
     "VideoNormalization",

@@ -22,25 +22,37 @@ def normalize_pixels(x, mean=PIXEL_MEAN, std=PIXEL_STD, dtype="float32"):
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
 class VideoNormalization(keras.layers.Layer):
-    """Maps RGB pixels in [0, 255] (any numeric dtype) to `(x - mean) / std` per channel."""
+    """Maps RGB pixels in [0, 255] (any numeric dtype) to `(x - mean) / std` per channel.
+
+    Args:
+      mean: per-channel mean on the pixel scale.
+      std: per-channel standard deviation on the pixel scale.
+      folded: only cast; `fold_batch_norm` moved `mean` and `std` into the stem
+        convolution (a broadcast over 3 channels is slow in LiteRT/XNNPACK).
+    """
 
     def __init__(
         self,
         mean: Sequence[float] = PIXEL_MEAN,
         std: Sequence[float] = PIXEL_STD,
+        folded: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.folded = bool(folded)
         if len(mean) != len(std):
             raise ValueError(f"mean and std need one value per channel; got {mean} and {std}.")
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
 
     def call(self, inputs):
+        if self.folded:
+            return ops.cast(inputs, self.compute_dtype)
         return normalize_pixels(inputs, self.mean, self.std, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
+        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std),
+                "folded": self.folded}

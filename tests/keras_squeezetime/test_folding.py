@@ -31,6 +31,25 @@ def test_folded_parity_model_matches_official(parity, tmp_path):
     np.testing.assert_array_equal(restored.predict(parity["video"], verbose=0), logits)
 
 
+def test_folded_preprocessing_matches_official_on_raw_pixels(parity):
+    """The pixel normalisation moved into the stem (border windows included) keeps parity."""
+    from keras_squeezetime.layers.normalization import PIXEL_MEAN, PIXEL_STD
+
+    config = parity["config"]
+    model = SqueezeTime(
+        input_shape=(config["frames"], *config["input_hw"], 3), width_multiplier=0.25,
+        num_classes=10, classifier_activation=None, weights=parity["pth"],
+    )
+    folded = fold_batch_norm(model)
+    assert folded.get_layer("normalization").folded
+    assert folded.get_layer("stem_bias").bias.shape[:2] == folded.get_layer("stem_conv").output.shape[1:3]
+    pixels = parity["video"] * np.asarray(PIXEL_STD) + np.asarray(PIXEL_MEAN)
+    assert _relative_error(folded.predict(pixels, verbose=0), parity["logits"]) <= 1e-4
+    unfolded_input = fold_batch_norm(model, fold_preprocessing=False)
+    assert not unfolded_input.get_layer("normalization").folded
+    assert "stem_bias" not in {layer.name for layer in unfolded_input.layers}
+
+
 def test_folding_keeps_preprocessing_softmax_and_downsampling_paths():
     model = SqueezeTime(input_shape=(4, 64, 64, 3), width_multiplier=0.25, num_classes=5)
     rng = np.random.default_rng(0)

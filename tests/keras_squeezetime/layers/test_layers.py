@@ -13,6 +13,8 @@ RNG = np.random.default_rng(0)
 
 CASES = [
     (st_layers.VideoNormalization, {}, (2, 3, 8, 8, 3)),
+    (st_layers.VideoNormalization, {"folded": True}, (2, 3, 8, 8, 3)),
+    (st_layers.SpatialBias, {}, (2, 4, 4, 8)),
     (st_layers.TimeToChannel, {}, (2, 3, 8, 8, 3)),
     (st_layers.PositionalEmbedding, {"size": 6}, (2, 4, 4, 16)),
     (st_layers.TemporalFocus, {"channels": 8}, (2, 4, 4, 8)),
