@@ -129,6 +129,10 @@ def export_tflite(
         flatbuffer = _convert(
             saved_model, quantization, input_type, calibration, integer_output, float_layers
         )
+        if input_type == "uint8":
+            from keras_squeezetime.tflite.input_ops import delegate_uint8_input
+
+            flatbuffer = delegate_uint8_input(flatbuffer)
         extra = {"quantization": quantization, "input_type": input_type, **(sampling or {})}
         flatbuffer = metadata.embed(flatbuffer, class_names, extra)
         temp = os.path.join(workdir, "model.tflite")
