@@ -1,7 +1,7 @@
 """Trains the small SqueezeTime the LiteRT quality numbers of BENCHMARKS.md are measured on.
 
-Synthetic temporal-order dataset (8 classes, 40 frames, 64 px; 48 train and 32 val clips per
-class), width 0.25, 8 frames every 4th, 64 px, 30 epochs of Adam on centre clips. Writes
+Synthetic temporal-order dataset (8 classes, 40 frames; `--train-per-class` train and 32 val
+clips per class), width 0.25, 8 frames every 4th, `--size` px, Adam on centre clips. Writes
 `model.keras` and the training `config.json` into the output folder.
 
 Usage:
@@ -11,40 +11,54 @@ Usage:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 
-FRAMES, INTERVAL, SIZE, WIDTH, EPOCHS = 8, 4, 64, 0.25, 30
+FRAMES, INTERVAL, WIDTH = 8, 4, 0.25
 
 
-def main(data: str, out: str) -> None:
+def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
+         dropout: float) -> None:
     import keras
 
     from keras_squeezetime import SqueezeTime
     from keras_squeezetime.datasets.synthetic import generate_synthetic_dataset
     from keras_squeezetime.tflite.calibration import ClipSpec, load_clips
 
-    generate_synthetic_dataset(data, 48, 32, num_frames=40, height=SIZE, width=SIZE, seed=0)
-    spec = ClipSpec(frames=FRAMES, frame_interval=INTERVAL, image_size=SIZE, short_side=SIZE)
+    generate_synthetic_dataset(data, train_per_class, 32, num_frames=40, height=size,
+                               width=size, seed=0)
+    spec = ClipSpec(frames=FRAMES, frame_interval=INTERVAL, image_size=size, short_side=size)
     x_train, y_train = load_clips(os.path.join(data, "train_list.txt"), spec)
     x_val, y_val = load_clips(os.path.join(data, "val_list.txt"), spec)
     keras.utils.set_random_seed(0)
-    model = SqueezeTime(input_shape=(FRAMES, SIZE, SIZE, 3), num_classes=8,
-                        width_multiplier=WIDTH, pos_embed_sizes=(16, 8, 4, 2), dropout_rate=0.2)
-    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy",
+    pos_sizes = tuple(size // 4 // 2**i for i in range(4))
+    model = SqueezeTime(input_shape=(FRAMES, size, size, 3), num_classes=8,
+                        width_multiplier=WIDTH, pos_embed_sizes=pos_sizes, dropout_rate=dropout)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        2e-3, decay_steps=epochs * -(-len(x_train) // 16), alpha=0.01)
+    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    model.fit(x_train, y_train, batch_size=16, epochs=EPOCHS, validation_data=(x_val, y_val),
+    model.fit(x_train, y_train, batch_size=16, epochs=epochs, validation_data=(x_val, y_val),
               verbose=2)
     os.makedirs(out, exist_ok=True)
     model.save(os.path.join(out, "model.keras"))
     with open(os.path.join(data, "classes.txt"), encoding="utf-8") as handle:
         classes = [line.strip() for line in handle if line.strip()]
     with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump({"frames": FRAMES, "frame_interval": INTERVAL, "image_size": SIZE,
-                   "short_side": SIZE, "num_classes": 8, "width_multiplier": WIDTH,
-                   "class_names": classes}, handle, indent=2)
+        json.dump({"frames": FRAMES, "frame_interval": INTERVAL, "image_size": size,
+                   "short_side": size, "num_classes": 8, "width_multiplier": WIDTH,
+                   "pos_embed_sizes": list(pos_sizes), "class_names": classes}, handle,
+                  indent=2)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="Folder for the synthetic videos and lists.")
+    parser.add_argument("out", help="Folder for model.keras and config.json.")
+    parser.add_argument("--size", type=int, default=64, help="Frame and crop side in pixels.")
+    parser.add_argument("--train-per-class", type=int, default=160)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    args = parser.parse_args()
+    main(args.data, args.out, args.size, args.train_per_class, args.epochs, args.dropout)
