@@ -1,19 +1,25 @@
 """Batch-1 latency of the full-size SqueezeTime (16x224x224, 400 classes) as LiteRT variants,
-against the Keras model and the official PyTorch model, all timed round-robin in ONE run.
+against the Keras model and the official PyTorch model, all timed in ONE run.
+
+Each runtime (LiteRT, TensorFlow/Keras, PyTorch) is timed alone in its own process, in
+turn, for several cycles: in one process, one runtime's spinning worker threads slowed
+the next one's runs by 10-20 %. Cycling spreads changes of machine load over all of them.
 
 Each variant is exported in its own process (the TF 2.20/2.21 converter leaks memory per
-call): float32, dynamic-range, full int8 (float input) and full int8 (uint8 input), all from
-the BN-folded graph with seeded random weights (weights do not change the latency; int8 is
-calibrated on noise clips, which sets ranges but not speed). Ratios are the result; absolute
-milliseconds move with the machine's load.
+call): float32 and full int8 (each with float and uint8 input) and dynamic-range, all from
+the folded graph (`fold_batch_norm`: BNs and pixel normalisation folded) with seeded random
+weights whose BN statistics come from a noise batch, so activation ranges look trained
+(weights do not change the latency otherwise; int8 is calibrated on noise clips). Ratios
+are the result; absolute milliseconds move with the machine's load.
 
 Usage:
-  python benchmarks/tflite_latency.py --threads 2 --runs 30 --workdir /tmp/tflite_bench \
+  python benchmarks/tflite_latency.py --threads 2 --runs 30 --cycles 3 --workdir /tmp/tflite_bench \
       [--official_source /opt/official/SqueezeTime.py]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,9 +37,15 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/squeezetime_tflite_bench", "Where the variants are written.")
 flags.DEFINE_string("convert_one", None, "Internal: export one variant 'quantization:input_type'.")
 flags.DEFINE_integer("calibration_clips", 8, "Noise clips for int8 calibration.")
+flags.DEFINE_integer("burst", 5, "LiteRT variants: timed runs in a row per model and round, "
+                     "after one untimed run, so each is timed warm, as an app calling it sees it.")
+flags.DEFINE_integer("cycles", 3, "Rounds of timing each runtime in its own process.")
+flags.DEFINE_string("time_runtime", None, "Internal: time one runtime (litert|keras|torch).")
+
+KERAS, TORCH = "Keras (TF graph, folded)", "official PyTorch fp32"
 
 INPUT = (16, 224, 224, 3)
-VARIANTS = ("float32:float32", "dynamic:float32", "int8:float32", "int8:uint8")
+VARIANTS = ("float32:float32", "float32:uint8", "dynamic:float32", "int8:float32", "int8:uint8")
 
 
 def _model():
@@ -81,10 +93,51 @@ def convert_one(variant: str) -> None:
     print(f"{variant}: {result.size_bytes / 1e6:.1f} MB, float ops {list(result.float_ops)}")
 
 
+def _runners(runtime: str) -> dict:
+    """`{name: run}` of one runtime: the LiteRT variants, Keras, or the official PyTorch."""
+    clip = np.random.default_rng(1).integers(0, 256, INPUT).astype(np.float32)
+    if runtime == "litert":
+        from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+        return {_litert_name(v): (lambda m=LiteRTModel(_variant_path(v), FLAGS.threads): m.time_invoke(clip))
+                for v in VARIANTS}
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    if runtime == "keras":
+        return {KERAS: latency.keras_runners(tf, False, fold=True)(1)}
+    return {TORCH: latency.torch_runners(FLAGS.official_source, FLAGS.threads)(1)}
+
+
+def time_runtime(runtime: str) -> None:
+    """Worker: times one runtime's models (round-robin bursts) and prints `{name: [ms]}`."""
+    runners = _runners(runtime)
+    for run in runners.values():
+        for _ in range(FLAGS.warmup):
+            run()
+    times = {name: [] for name in runners}
+    for _ in range(-(-FLAGS.runs // FLAGS.burst)):
+        for name, run in runners.items():
+            run()
+            for _ in range(FLAGS.burst):
+                start = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    print("TIMES " + json.dumps(times))
+
+
+def _litert_name(variant: str) -> str:
+    return f"LiteRT {variant.replace(':', ', ')} input"
+
+
 def main(argv):
     del argv
     if FLAGS.convert_one:
         convert_one(FLAGS.convert_one)
+        return
+    if FLAGS.time_runtime:
+        time_runtime(FLAGS.time_runtime)
         return
     os.makedirs(FLAGS.workdir, exist_ok=True)
     for variant in VARIANTS:
@@ -94,38 +147,27 @@ def main(argv):
                             f"--workdir={FLAGS.workdir}"], check=True)
             print(f"exported {variant} in {time.time() - start:.0f} s", flush=True)
 
-    import tensorflow as tf
-
-    from keras_squeezetime.tflite.interpreter import LiteRTModel
-
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    clip = np.random.default_rng(1).integers(0, 256, INPUT).astype(np.float32)
-    runners = {}
-    for variant in VARIANTS:
-        model = LiteRTModel(_variant_path(variant), FLAGS.threads)
-        runners[f"LiteRT {variant.replace(':', ', ')} input"] = (lambda m=model: m.time_invoke(clip))
-    keras_run = latency.keras_runners(tf, False, fold=True)(1)
-    runners["Keras (TF graph, folded)"] = keras_run
-    if FLAGS.official_source:
-        runners["official PyTorch fp32"] = latency.torch_runners(FLAGS.official_source, FLAGS.threads)(1)
-    for run in runners.values():
-        for _ in range(FLAGS.warmup):
-            run()
-    times = {name: [] for name in runners}
-    for _ in range(FLAGS.runs):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) * 1e3)
+    runtimes = ["litert", "keras"] + (["torch"] if FLAGS.official_source else [])
+    times: dict[str, list[float]] = {}
+    for cycle in range(FLAGS.cycles):
+        for runtime in runtimes:
+            result = subprocess.run(
+                [sys.executable, __file__, f"--time_runtime={runtime}", f"--workdir={FLAGS.workdir}",
+                 f"--threads={FLAGS.threads}", f"--runs={FLAGS.runs}", f"--burst={FLAGS.burst}",
+                 f"--warmup={FLAGS.warmup}", f"--official_source={FLAGS.official_source or ''}"],
+                check=True, capture_output=True, text=True)
+            line = next(l for l in result.stdout.splitlines() if l.startswith("TIMES "))
+            for name, values in json.loads(line[len("TIMES "):]).items():
+                times.setdefault(name, []).extend(values)
+            print(f"cycle {cycle + 1}/{FLAGS.cycles}: timed {runtime}", flush=True)
     medians = {name: float(np.median(t)) for name, t in times.items()}
-    keras_ms = medians["Keras (TF graph, folded)"]
-    torch_ms = medians.get("official PyTorch fp32")
-    print(f"\n{FLAGS.threads} threads, batch 1, {FLAGS.runs} round-robin runs\n")
+    keras_ms, torch_ms = medians[KERAS], medians.get(TORCH)
+    print(f"\n{FLAGS.threads} threads, batch 1; {FLAGS.cycles} cycles, each runtime alone in its "
+          f"own process per cycle, {FLAGS.runs} runs per model per cycle\n")
     print("| model | size MB | median ms | p90 ms | vs Keras |" + (" vs PyTorch fp32 |" if torch_ms else ""))
     print("|---|---|---|---|---|" + ("---|" if torch_ms else ""))
     for name, t in times.items():
-        variant = next((v for v in VARIANTS if name == f"LiteRT {v.replace(':', ', ')} input"), None)
+        variant = next((v for v in VARIANTS if name == _litert_name(v)), None)
         size = f"{os.path.getsize(_variant_path(variant)) / 1e6:.1f}" if variant else "-"
         line = (f"| {name} | {size} | {medians[name]:.1f} | {np.percentile(t, 90):.1f} | "
                 f"{medians[name] / keras_ms:.2f}x |")

