@@ -54,3 +54,4 @@ def test_undelegated_op_is_named_and_splits_the_graph(tmp_path):
     assert model.delegation() == {"partitions": 2, "ops_outside": {"DEPTHWISE_CONV_2D": 1}}
     clip = np.random.default_rng(1).normal(size=(2, 8, 8, 8)).astype(np.float32)
     assert np.isfinite(model.run(clip)["probabilities"]).all()
+
