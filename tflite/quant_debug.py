@@ -30,7 +30,12 @@ def tensor_names(flatbuffer: bytes) -> list[str]:
 
 
 def denied_nodes(flatbuffer: bytes, float_layers: Sequence[str]) -> list[str]:
-    """Tensor names under any of the Keras layer paths `float_layers` (e.g. `ioi/gate_conv3`).
+    """Tensor names under any of the Keras layer paths `float_layers`.
+
+    A path is layer names from the model down, e.g. `stage1_block1/ctl/ioi/gate_conv3`,
+    or just `ioi/gate_conv3` for that layer in every block; its first name may be a
+    group prefix ending before an underscore: `stage1` is every stage-1 block, `stem` the
+    stem convolution and bias.
 
     Raises:
       ValueError: a layer path matches no tensor (a typo would silently keep it int8).
@@ -138,6 +143,12 @@ def _scale_of(debugger, name: str) -> float:
 def _matches(tensor: str, layer: str) -> bool:
     # Tensor names follow the Keras call path, e.g. ".../stage1_block1_1/ctl_1/ioi_1/...":
     # compare path components with the "_1" call suffixes stripped.
+    # The first component may also name a group: "stage1" covers stage1_block1..3 and
+    # "stem" covers stem_conv and stem_bias.
     parts = [p.rsplit("_", 1)[0] if p.rsplit("_", 1)[-1].isdigit() else p for p in tensor.split("/")]
-    wanted = layer.strip("/").split("/")
-    return any(parts[i : i + len(wanted)] == wanted for i in range(len(parts)))
+    first, *rest = layer.strip("/").split("/")
+    return any(
+        (parts[i] == first or parts[i].startswith(first + "_"))
+        and parts[i + 1 : i + 1 + len(rest)] == rest
+        for i in range(len(parts) - len(rest))
+    )

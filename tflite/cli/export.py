@@ -54,7 +54,8 @@ flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.")
 flags.DEFINE_integer("image-size", None, "Crop side.")
 flags.DEFINE_integer("short-side", None, "Short side before cropping.")
 flags.DEFINE_list("float-layers", [], "int8 only: Keras layer paths kept in float, e.g. "
-                  "stage1_block1,stage1_block2 (selective fallback).")
+                  "stem,stage1 (whole stem and stage 1), stage2_block1 or ioi/gate_conv3 "
+                  "(selective fallback).")
 flags.DEFINE_bool("integer-output", False, "int8 only: int8 outputs instead of float.")
 flags.DEFINE_bool("fold-batch-norm", True, "Export the BN-folded inference graph (same function; "
                   "faster, and fewer int8 requantisations).")
