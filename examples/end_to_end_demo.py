@@ -6,7 +6,7 @@ Runs the project's own command-line tools in order, exactly as a user would type
   2. squeezetime-prepare     videos -> sharded TFRecords of JPEG frames
   3. squeezetime-train       model.fit (width 0.25, 112 px) on 2 CPU cores
   4. squeezetime-evaluate    multi-view evaluation, confusion matrix
-  5. squeezetime-export      float32 and int8 LiteRT files (uint8 input)
+  5. squeezetime-export      float32, float16, dynamic and int8 LiteRT files (uint8 input)
   6. squeezetime-eval-tflite the LiteRT harness: accuracy, agreement with Keras, latency, size
   7. squeezetime-predict     one validation video, top-5
   8. squeezetime-explain     saliency and Grad-CAM++ for that video
@@ -143,15 +143,13 @@ def run_demo(output: Path, settings: Settings) -> Path:
     run("squeezetime-evaluate", "--model", keras_model, "--data", val_data,
         "--views", s.views, "--output", str(evaluation))
 
-    tflite = {}
-    for quantization in ("float32", "int8"):
-        tflite[quantization] = str(export / f"squeezetime_{quantization}.tflite")
-        run("squeezetime-export", "--model", keras_model, "--quantization", quantization,
-            "--input-type", "uint8", "--representative-data", train_data,
-            "--representative-clips", str(s.calibration_clips),
-            "--min-representative-clips", str(min(32, s.calibration_clips)),
-            "--output", tflite[quantization])
-    model_flags = [arg for path in tflite.values() for arg in ("--model", path)]
+    # One command, four files: model_{float32,float16,dynamic,int8}_uint8in.tflite.
+    run("squeezetime-export", "--model", keras_model, "--quantization", "all",
+        "--input-type", "uint8", "--representative-data", train_data,
+        "--representative-clips", str(s.calibration_clips),
+        "--min-representative-clips", str(min(32, s.calibration_clips)),
+        "--output", str(export))
+    model_flags = [arg for path in sorted(export.glob("*.tflite")) for arg in ("--model", str(path))]
     run("squeezetime-eval-tflite", *model_flags, "--data", val_data, "--reference", keras_model,
         "--threads", "2", "--output", str(export / "report.json"))
 

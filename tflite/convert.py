@@ -71,6 +71,7 @@ def export_tflite(
     sampling: dict | None = None,
     integer_output: bool = False,
     float_layers: Sequence[str] = (),
+    float_layers_weights: str = "int8",
 ) -> ExportResult:
     """Converts a SqueezeTime classifier to a batch-1 LiteRT model at `output`.
 
@@ -89,6 +90,9 @@ def export_tflite(
       integer_output: with "int8", integer (int8) `probabilities`/`logits` instead of float.
       float_layers: with "int8", Keras layer names (prefixes, e.g. `"stage1_block1/ctl"`)
         whose ops stay float: the selective fallback for layers int8 hurts.
+      float_layers_weights: "int8" (default) stores those layers' convolution kernels as
+        int8 (hybrid ops, see `hybrid_fallback`), so the file stays int8-sized; "float32"
+        keeps them float.
 
     Returns:
       An `ExportResult`.
@@ -104,6 +108,8 @@ def export_tflite(
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}.")
     if input_type not in INPUT_TYPES:
         raise ValueError(f"input_type must be one of {INPUT_TYPES}; got {input_type!r}.")
+    if float_layers_weights not in ("int8", "float32"):
+        raise ValueError(f"float_layers_weights must be 'int8' or 'float32'; got {float_layers_weights!r}.")
     if quantization != "int8" and (integer_output or float_layers):
         raise ValueError("integer_output and float_layers apply to int8 quantization only.")
     if quantization == "int8" and representative_dataset is None:
@@ -129,6 +135,10 @@ def export_tflite(
         flatbuffer = _convert(
             saved_model, quantization, input_type, calibration, integer_output, float_layers
         )
+        if float_layers and float_layers_weights == "int8":
+            from keras_squeezetime.tflite.hybrid_fallback import quantize_float_conv_weights
+
+            flatbuffer, _ = quantize_float_conv_weights(flatbuffer)
         if input_type == "uint8":
             from keras_squeezetime.tflite.input_ops import delegate_uint8_input
 

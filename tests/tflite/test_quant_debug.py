@@ -42,10 +42,32 @@ def test_export_keeps_named_stage_float_and_rejects_unknown_names(tmp_path):
     model = fold_batch_norm(SqueezeTime(input_shape=(2, 32, 32, 3), num_classes=3,
                                         width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1)))
     clips = np.random.default_rng(0).uniform(0, 255, (8, 2, 32, 32, 3)).astype(np.float32)
-    result = export_tflite(model, tmp_path / "m.tflite", "int8", "uint8", clips,
-                           float_layers=["stage4"])
-    assert result.float_ops and all("stage4_block" in op for op in result.float_ops)
-    assert any("stage4_block3" in op for op in result.float_ops)
+    results = {
+        weights: export_tflite(model, tmp_path / f"{weights}.tflite", "int8", "uint8", clips,
+                               float_layers=["stage4"], float_layers_weights=weights)
+        for weights in ("float32", "int8")
+    }
+    for result in results.values():
+        assert result.float_ops and all("stage4_block" in op for op in result.float_ops)
+        assert any("stage4_block3" in op for op in result.float_ops)
+    # Hybrid fallback: the float stage-4 convolutions read int8 kernels; smaller file,
+    # nearly the same outputs, and XNNPACK still runs every op but the int8 softmax.
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    def conv_kernels(path):
+        model = LiteRTModel(path)
+        details = {t["index"]: t for t in model.interpreter.get_tensor_details()}
+        return {details[op["inputs"][1]]["dtype"] for op in model.interpreter._get_ops_details()
+                if op["op_name"] == "CONV_2D" and details[op["inputs"][0]]["dtype"] == np.float32}
+
+    assert conv_kernels(results["float32"].path) == {np.float32}
+    assert conv_kernels(results["int8"].path) == {np.int8}
+    assert results["int8"].size_bytes < results["float32"].size_bytes
+    hybrid, full_float = (LiteRTModel(results[w].path) for w in ("int8", "float32"))
+    assert hybrid.delegation()["ops_outside"] == {"SOFTMAX": 1}
+    a, b = hybrid.scores(clips[:4]), full_float.scores(clips[:4])
+    cosine = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cosine.min() > 0.99, cosine
     with pytest.raises(ValueError, match="stage9"):
         export_tflite(model, tmp_path / "bad.tflite", "int8", "uint8", clips,
                       float_layers=["stage9"])

@@ -56,6 +56,9 @@ flags.DEFINE_integer("short-side", None, "Short side before cropping.")
 flags.DEFINE_list("float-layers", [], "int8 only: Keras layer paths kept in float, e.g. "
                   "stem,stage1 (whole stem and stage 1), stage2_block1 or ioi/gate_conv3 "
                   "(selective fallback).")
+flags.DEFINE_enum("float-layers-weights", "int8", ["int8", "float32"],
+                  "int8 only: weights of the --float-layers convolutions; int8 keeps the file "
+                  "int8-sized (hybrid ops: float activations, int8 weights).")
 flags.DEFINE_bool("integer-output", False, "int8 only: int8 outputs instead of float.")
 flags.DEFINE_bool("fold-batch-norm", True, "Export the BN-folded inference graph (same function; "
                   "faster, and fewer int8 requantisations).")
@@ -66,7 +69,7 @@ flags.mark_flags_as_required(["model", "output"])
 _SHARED_FLAGS = ("model", "input-type", "frames", "frame-interval", "image-size", "short-side",
                  "fold-batch-norm")
 _INT8_FLAGS = ("representative-data", "representative-clips", "min-representative-clips",
-               "float-layers", "integer-output")
+               "float-layers", "float-layers-weights", "integer-output")
 _MODULE = "keras_squeezetime.tflite.cli.export"
 WEIGHTS_SUFFIX = ".weights.h5"
 
@@ -201,6 +204,7 @@ def _export_one(quantization: str) -> None:
             class_names=class_names, sampling=settings,
             integer_output=FLAGS["integer-output"].value,
             float_layers=FLAGS["float-layers"].value,
+            float_layers_weights=FLAGS["float-layers-weights"].value,
         )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         _fail(error)
