@@ -17,7 +17,7 @@ multiply-adds (fvcore count, 5.506 G) would need at that latency.
 
 Usage:
   python benchmarks/latency.py [--threads 2] [--runs 30]
-      [--official_source path/to/SqueezeTime.py] [--markdown]
+      [--official_source path/to/SqueezeTime.py]
 """
 
 from __future__ import annotations

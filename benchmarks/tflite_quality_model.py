@@ -4,8 +4,10 @@ Synthetic temporal-order dataset (8 classes, 40 frames; `--train-per-class` trai
 clips per class), width 0.25, 8 frames every 4th, `--size` px, Adam on centre clips. Writes
 `model.keras` and the training `config.json` into the output folder.
 
-Usage:
-  python benchmarks/tflite_quality_model.py /tmp/st_exp/data /tmp/st_exp/model
+Usage (the two models of BENCHMARKS.md, "LiteRT / TFLite"):
+  python benchmarks/tflite_quality_model.py /tmp/st_q/data /tmp/st_q/model          # generalises
+  python benchmarks/tflite_quality_model.py /tmp/st_hard/data /tmp/st_hard/model \
+      --train-per-class 48 --dropout 0.2 --schedule constant                          # overfits
   (then squeezetime-export / squeezetime-eval-tflite as in BENCHMARKS.md)
 """
 
@@ -19,7 +21,7 @@ FRAMES, INTERVAL, WIDTH = 8, 4, 0.25
 
 
 def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
-         dropout: float) -> None:
+         dropout: float, schedule: str) -> None:
     import keras
 
     from keras_squeezetime import SqueezeTime
@@ -35,9 +37,9 @@ def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
     pos_sizes = tuple(size // 4 // 2**i for i in range(4))
     model = SqueezeTime(input_shape=(FRAMES, size, size, 3), num_classes=8,
                         width_multiplier=WIDTH, pos_embed_sizes=pos_sizes, dropout_rate=dropout)
-    schedule = keras.optimizers.schedules.CosineDecay(
+    learning_rate = 2e-3 if schedule == "constant" else keras.optimizers.schedules.CosineDecay(
         2e-3, decay_steps=epochs * -(-len(x_train) // 16), alpha=0.01)
-    model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy",
+    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(x_train, y_train, batch_size=16, epochs=epochs, validation_data=(x_val, y_val),
               verbose=2)
@@ -60,5 +62,8 @@ if __name__ == "__main__":
     parser.add_argument("--train-per-class", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                        help="Adam learning rate 2e-3: cosine decay to 1%% or constant.")
     args = parser.parse_args()
-    main(args.data, args.out, args.size, args.train_per_class, args.epochs, args.dropout)
+    main(args.data, args.out, args.size, args.train_per_class, args.epochs, args.dropout,
+         args.schedule)
