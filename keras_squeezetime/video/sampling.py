@@ -31,7 +31,8 @@ def dense_indices(
       clip_len: frames in the clip.
       interval: step between sampled frames.
       mode: "random" (training: the start is uniform over every window that fits,
-        `[0, num_frames - clip_len * interval]`) or "center" (validation: the middle window).
+        `[0, num_frames - clip_len * interval]`) or "center" (validation: the middle of
+        `[0, num_frames - ((clip_len - 1) * interval + 1)]`, mmaction2's test window).
       offset: an explicit start frame; overrides `mode`.
       rng: random generator for "random"; a fresh unseeded one when None.
       out_of_bound: "loop" wraps indices past the end (`i % num_frames`), "repeat_last"
@@ -41,8 +42,7 @@ def dense_indices(
       int64 array `(clip_len,)`, every value in `[0, num_frames)`.
     """
     _check(num_frames, clip_len, interval, out_of_bound)
-    # mmaction measures the window as clip_len * interval (not (clip_len - 1) * interval + 1).
-    max_offset = max(num_frames - clip_len * interval, 0)
+    max_offset = max(num_frames - _window(clip_len, interval, test_mode=mode == "center"), 0)
     if offset is None:
         if mode == "random":
             rng = rng if rng is not None else np.random.default_rng()
@@ -76,7 +76,7 @@ def multi_clip_indices(
     _check(num_frames, clip_len, interval, out_of_bound)
     if num_clips < 1:
         raise ValueError(f"num_clips must be >= 1; got {num_clips}.")
-    max_offset = max(num_frames - clip_len * interval, 0)
+    max_offset = max(num_frames - _window(clip_len, interval, test_mode=True), 0)
     if num_clips == 1:
         offsets = np.array([max_offset // 2])
     else:
@@ -124,6 +124,16 @@ def uniform_indices(
         shifts = np.array([int(step * (k + 1)) for k in range(num_clips)], dtype=np.int64)
         return starts[None, :] + shifts[:, None]
     raise ValueError(f"mode must be 'random' or 'test'; got {mode!r}.")
+
+
+def _window(clip_len: int, interval: int, test_mode: bool) -> int:
+    """Frames one clip spans, as mmaction2's `SampleFrames` counts them.
+
+    Training windows count `clip_len * interval`; test windows (`test_mode=True`, centre and
+    multi-clip) the frames actually covered, `(clip_len - 1) * interval + 1`, so the centre
+    clip and training's `training/sampling.py` evaluation clips start on the same frame.
+    """
+    return (clip_len - 1) * interval + 1 if test_mode else clip_len * interval
 
 
 def _check(num_frames: int, clip_len: int, interval: int, out_of_bound: str) -> None:

@@ -91,7 +91,8 @@ def test_merge_segments_merges_runs_and_applies_thresholds():
 
 def test_predict_video_matches_the_model_on_independently_sampled_clips(official, textured_video):
     result = predict_video(textured_video, official, top=3)
-    # mmaction centre clip: offset (40 - 16 * 2) // 2 = 4, then every 2nd frame.
+    # mmaction test clip: spans (16 - 1) * 2 + 1 = 31 frames, offset (40 - 31) // 2 = 4,
+    # then every 2nd frame.
     indices = 4 + 2 * np.arange(16)
     np.testing.assert_array_equal(result.frame_indices, indices[None])
     frames = _decode_all(textured_video)
@@ -103,9 +104,10 @@ def test_predict_video_matches_the_model_on_independently_sampled_clips(official
     assert [p.label for p in result.top] == [NAMES[i] for i in order]
     assert result.top[0].probability == pytest.approx(float(expected[order[0]]), abs=1e-5)
 
-    # Three clips: offsets 0, 4, 8 (evenly spaced up to 40 - 32), probabilities averaged.
+    # Three clips: offsets 0, 4, 9 (round(k * 9 / 2), half to even, up to 40 - 31),
+    # probabilities averaged.
     multi = predict_video(textured_video, official, num_clips=3)
-    clips = np.stack([frames[o + 2 * np.arange(16)][:, :, 16:80] for o in (0, 4, 8)])
+    clips = np.stack([frames[o + 2 * np.arange(16)][:, :, 16:80] for o in (0, 4, 9)])
     expected = official.keras_model.predict(clips.astype("float32"), verbose=0).mean(axis=0)
     np.testing.assert_allclose(multi.probabilities, expected, atol=1e-5)
 
@@ -142,8 +144,8 @@ def test_head_bias_decides_a_saved_model(tmp_path, textured_video):
     expected = _softmax([0.0, 3.0, 1.0])
     assert [(p.index, p.label) for p in result.top] == [(1, "dance"), (2, "climb")]
     assert result.top[0].probability == pytest.approx(expected[1], abs=1e-6)
-    # mmaction centre clip from config.json's interval: (40 - 4 * 3) // 2 = 14.
-    np.testing.assert_array_equal(result.frame_indices[0], [14, 17, 20, 23])
+    # mmaction test clip from config.json's interval: (40 - ((4 - 1) * 3 + 1)) // 2 = 15.
+    np.testing.assert_array_equal(result.frame_indices[0], [15, 18, 21, 24])
 
 
 def _brightness_model(frames: int, size: int) -> keras.Model:

@@ -73,3 +73,18 @@ def test_sampling_traces_with_unknown_length():
     train, test = sample(tf.constant(9))
     assert train.shape == (4,)
     np.testing.assert_array_equal(test.numpy(), [[0, 2, 4, 6], [2, 4, 6, 8]])
+
+
+def test_eval_clips_start_where_the_video_side_samples_them():
+    """squeezetime-evaluate (TFRecords) and squeezetime-predict (videos) test the same frames."""
+    from keras_squeezetime.video.sampling import dense_indices, multi_clip_indices
+
+    for num_frames in (1, 20, 60, 61, 62, 64, 65, 100, 239, 300, 301):
+        for clip_len, interval in ((16, 4), (8, 2), (8, 1)):
+            centre = dense_indices(num_frames, clip_len, interval, mode="center")
+            np.testing.assert_array_equal(
+                eval_indices(num_frames, clip_len, interval).numpy()[0], centre)
+            for clips in (2, 3, 10):
+                np.testing.assert_array_equal(
+                    eval_indices(num_frames, clip_len, interval, clips).numpy(),
+                    multi_clip_indices(num_frames, clip_len, interval, clips))

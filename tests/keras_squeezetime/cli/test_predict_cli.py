@@ -59,8 +59,9 @@ def test_json_output_has_the_head_bias_ranking(model_dir, video):
     assert entry["video"] == str(video)
     assert [(p["index"], p["label"]) for p in entry["predictions"]] == [(1, "dance"), (0, "swim")]
     assert entry["predictions"][0]["probability"] == pytest.approx(expected[1], abs=1e-5)
-    # Centre clip of config.json's 8 frames every 4th: (40 - 32) // 2 = 4.
-    assert entry["frame_indices"] == [list(range(4, 36, 4))]
+    # mmaction test clip of config.json's 8 frames every 4th: it spans (8 - 1) * 4 + 1 = 29
+    # frames, offset (40 - 29) // 2 = 5.
+    assert entry["frame_indices"] == [list(range(5, 37, 4))]
 
 
 def test_long_writes_a_timeline(model_dir, video, tmp_path):

@@ -28,7 +28,9 @@ def test_dense_random_is_reproducible_with_a_seed():
 
 
 def test_dense_center_and_explicit_offset():
-    np.testing.assert_array_equal(dense_indices(300, 16, 4, mode="center"), 118 + 4 * np.arange(16))
+    # mmaction2 test mode: the window is (16 - 1) * 4 + 1 = 61 frames, offsets 0..239,
+    # centre 239 // 2 = 119.
+    np.testing.assert_array_equal(dense_indices(300, 16, 4, mode="center"), 119 + 4 * np.arange(16))
     np.testing.assert_array_equal(dense_indices(100, 8, 2, offset=10), 10 + 2 * np.arange(8))
 
 
@@ -52,11 +54,12 @@ def test_multi_clip_evenly_spaced_from_first_to_last_window():
     clips = multi_clip_indices(300, 16, 4, num_clips=5)
 
     assert clips.shape == (5, 16)
-    # Offsets round(k * 236 / 4) = 0, 59, 118, 177, 236.
-    np.testing.assert_array_equal(clips[:, 0], [0, 59, 118, 177, 236])
-    assert clips.max() == 236 + 60 < 300
+    # Test window 61 frames: offsets round(k * 239 / 4) = 0, 60 (59.75), 120 (119.5, to
+    # even), 179 (179.25), 239; the last clip ends on the last frame.
+    np.testing.assert_array_equal(clips[:, 0], [0, 60, 120, 179, 239])
+    assert clips.max() == 239 + 60 == 299
     one = multi_clip_indices(300, 16, 4, num_clips=1)
-    np.testing.assert_array_equal(one, [118 + 4 * np.arange(16)])
+    np.testing.assert_array_equal(one, [119 + 4 * np.arange(16)])
 
 
 def test_multi_clip_short_video_wraps():
