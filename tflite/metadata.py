@@ -76,6 +76,11 @@ def write_labels_beside(model_path: str | os.PathLike, class_names: Sequence[str
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        # mkstemp creates 0600; the labels ship with the model, so give them the mode
+        # an ordinary new file gets (0666 less the umask), as the .tflite has.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, path)
     except BaseException:
         os.unlink(temp)

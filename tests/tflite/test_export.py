@@ -91,6 +91,8 @@ def test_signature_labels_and_metadata(fp32_export):
     assert config["frame_interval"] == 2 and config["quantization"] == "float32"
     with open(fp32_export.labels_path) as handle:
         assert handle.read().split() == NAMES
+    # The labels ship with the model: same permissions as the .tflite (not mkstemp's 0600).
+    assert os.stat(fp32_export.labels_path).st_mode & 0o777 == os.stat(fp32_export.path).st_mode & 0o777
     assert not any(op.startswith(("FLEX", "CUSTOM")) for op in fp32_export.ops)
 
 
