@@ -24,6 +24,8 @@ import sys
 
 from absl import app, flags
 
+from keras_squeezetime.cli.clip_flags import define_clip_flags, predictor_from_flags
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, ".keras file or model folder, official .pth, or preset.")
 flags.DEFINE_string("labels", None, "Class names: a text file (one per line) or a built-in list; "
@@ -35,13 +37,8 @@ flags.DEFINE_integer("max-rows", 8, "Frames shown in the PNG grid (evenly chosen
 flags.DEFINE_integer("smooth-samples", 0, "SmoothGrad samples for the saliency (0: plain).",
                      lower_bound=0)
 flags.DEFINE_boolean("json", False, "Print a JSON summary instead of text.")
-flags.DEFINE_integer("frames", None, "Frames per clip (must match the model).", lower_bound=1)
-flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.", lower_bound=1)
-flags.DEFINE_integer("image-size", None, "Side of the centre crop.", lower_bound=16)
-flags.DEFINE_integer("short-side", None, "Short side the frames are resized to before cropping.",
-                     lower_bound=16)
-for _name in ("class-index", "max-rows", "smooth-samples", "frame-interval", "image-size",
-              "short-side"):
+define_clip_flags()
+for _name in ("class-index", "max-rows", "smooth-samples"):
     flags.DEFINE_alias(_name.replace("-", "_"), _name)
 flags.mark_flag_as_required("model")
 
@@ -57,7 +54,7 @@ def main(argv: list[str]) -> int:
         raise app.UsageError("usage: squeezetime-explain VIDEO --model MODEL [--output DIR]")
     video = argv[1]
     # Cheap checks come before the (slow) model load, so mistakes are reported at once.
-    from keras_squeezetime.predictor import load_predictor, model_kind
+    from keras_squeezetime.predictor import model_kind
     from keras_squeezetime.video.decode import VideoDecodeError, probe_video
 
     try:
@@ -74,10 +71,7 @@ def main(argv: list[str]) -> int:
         _error(error)
         return 1
     try:
-        predictor = load_predictor(
-            FLAGS.model, FLAGS.labels, FLAGS.frames, FLAGS["frame-interval"].value,
-            FLAGS["image-size"].value, FLAGS["short-side"].value,
-        )
+        predictor = predictor_from_flags()
         class_index = FLAGS["class-index"].value
         if class_index is not None and class_index >= predictor.num_classes:
             raise ValueError(f"--class-index {class_index} is out of range: the model has "

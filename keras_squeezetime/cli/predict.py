@@ -24,6 +24,8 @@ import sys
 
 from absl import app, flags
 
+from keras_squeezetime.cli.clip_flags import define_clip_flags, predictor_from_flags
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, ".keras file or model folder, .tflite, official .pth, or preset.")
 flags.DEFINE_string("labels", None, "Class names: a text file (one per line) or a built-in list "
@@ -39,13 +41,8 @@ flags.DEFINE_float("min-score", 0.0, "With --long: windows whose top probability
 flags.DEFINE_integer("min-windows", 1, "With --long: drop segments of fewer windows.",
                      lower_bound=1)
 flags.DEFINE_string("output", ".", "With --long: folder for the timeline files.")
-flags.DEFINE_integer("frames", None, "Frames per clip (must match the model).", lower_bound=1)
-flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.", lower_bound=1)
-flags.DEFINE_integer("image-size", None, "Side of the centre crop.", lower_bound=16)
-flags.DEFINE_integer("short-side", None, "Short side the frames are resized to before cropping.",
-                     lower_bound=16)
-for _name in ("num-clips", "window-stride", "min-score", "min-windows", "frame-interval",
-              "image-size", "short-side"):
+define_clip_flags()
+for _name in ("num-clips", "window-stride", "min-score", "min-windows"):
     flags.DEFINE_alias(_name.replace("-", "_"), _name)
 flags.mark_flag_as_required("model")
 
@@ -88,7 +85,7 @@ def main(argv: list[str]) -> int:
     if not videos:
         raise app.UsageError("usage: squeezetime-predict VIDEO... --model MODEL [--json] [--long]")
     # Cheap checks come before the (slow) model load, so mistakes are reported at once.
-    from keras_squeezetime.predictor import load_predictor, model_kind
+    from keras_squeezetime.predictor import model_kind
     from keras_squeezetime.video.decode import VideoDecodeError, probe_video
 
     try:
@@ -112,10 +109,7 @@ def main(argv: list[str]) -> int:
             _error(f"cannot create the output folder {FLAGS.output!r}: {error}")
             return 2
     try:
-        predictor = load_predictor(
-            FLAGS.model, FLAGS.labels, FLAGS.frames, FLAGS["frame-interval"].value,
-            FLAGS["image-size"].value, FLAGS["short-side"].value,
-        )
+        predictor = predictor_from_flags()
     except (FileNotFoundError, ValueError) as error:
         _error(error)
         return 2
