@@ -18,21 +18,11 @@ FRAMES, SIZE, CLASSES = 8, 64, 3
 NAMES = ["archery", "bowling", "cycling"]
 
 
-def _calibrated_model(size: int = SIZE) -> keras.Model:
-    """A tiny model with trained-like ranges: bounded features and O(1) logits.
-
-    Fresh BN statistics (mean 0, variance 1) normalise nothing, so features grow to ~1e3
-    over 16 blocks and a head that cancels them back to O(1) logits turns float rounding
-    into 1e-3 differences between runtimes; damped random BN scales keep them bounded.
-    """
+def _calibrated_model(damp_batch_norm, size: int = SIZE) -> keras.Model:
+    """A tiny model with trained-like ranges: bounded features (damped BN) and O(1) logits."""
     model = SqueezeTime(input_shape=(FRAMES, size, size, 3), width_multiplier=0.25,
                         num_classes=CLASSES, pos_embed_sizes=(16, 8, 4, 2), dropout_rate=0.0)
-    rng = np.random.default_rng(4)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.uniform(0.2, 0.5, layer.gamma.shape))
-            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, layer.moving_variance.shape))
+    damp_batch_norm(model, seed=4)
     features = keras.Model(model.input, model.get_layer("stage4_block3").output)
     clip = np.random.default_rng(0).uniform(0, 255, (1, FRAMES, size, size, 3)).astype("float32")
     pooled = np.asarray(features(clip)).mean(axis=(1, 2))
@@ -45,10 +35,10 @@ def _calibrated_model(size: int = SIZE) -> keras.Model:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
+def model_dir(tmp_path_factory, damp_batch_norm) -> Path:
     """A trained-model folder as squeezetime-train writes it: model.keras + config.json."""
     folder = tmp_path_factory.mktemp("run")
-    _calibrated_model().save(folder / "model.keras")
+    _calibrated_model(damp_batch_norm).save(folder / "model.keras")
     (folder / "config.json").write_text(json.dumps({
         "frames": FRAMES, "frame_interval": 3, "image_size": SIZE, "short_side": 72,
         "num_classes": CLASSES, "width_multiplier": 0.25, "class_names": NAMES,
@@ -122,8 +112,8 @@ def test_label_count_and_frame_mismatches_are_errors(model_dir, tmp_path):
         load_predictor(model_dir, labels=str(tmp_path / "nope.txt"))
 
 
-def test_logits_model_outputs_are_softmaxed(clips):
-    model = _calibrated_model()
+def test_logits_model_outputs_are_softmaxed(clips, damp_batch_norm):
+    model = _calibrated_model(damp_batch_norm)
     logits_model = keras.Model(model.input, _logits(model))
     predictor = load_predictor(logits_model)
     logits = np.asarray(logits_model(clips), dtype=np.float64)
