@@ -94,6 +94,9 @@ def _stem_with_normalization(model: keras.Model, normalization) -> tuple[np.ndar
 
 def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization: bool) -> dict[str, Any]:
     config = copy.deepcopy(config)
+    # The stem BN's consumers read the layer that replaces it: the bias map when the
+    # normalisation is folded, else the conv (which then carries the BN shift as its bias).
+    replacement = _STEM_BIAS if fold_normalization else _STEM_CONV
     kept = []
     for layer in config["layers"]:
         if layer["config"].get("name") == _STEM_BN:
@@ -106,12 +109,10 @@ def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization
             layer["config"]["use_bias"] = not fold_normalization
         if layer["class_name"] == "CTLBottleneck":
             layer["config"]["fused"] = True
-        layer["inbound_nodes"] = _rewire(layer.get("inbound_nodes", []))
+        layer["inbound_nodes"] = _rewire(layer.get("inbound_nodes", []), _STEM_BN, replacement)
         kept.append(layer)
     config["layers"] = kept
-    config["output_layers"] = _rewire(config["output_layers"])
-    if fold_normalization:
-        config = _rename_references(config, _STEM_CONV, _STEM_BIAS, skip=_STEM_BIAS)
+    config["output_layers"] = _rewire(config["output_layers"], _STEM_BN, replacement)
     return config
 
 
@@ -127,17 +128,8 @@ def _stem_bias_entry(stem_bn_entry: dict, shape) -> dict:
     return entry
 
 
-def _rename_references(config: dict, old: str, new: str, skip: str) -> dict:
-    """Points every consumer of layer `old`'s output (except layer `skip`) at layer `new`."""
-    for layer in config["layers"]:
-        if layer["config"].get("name") != skip:
-            layer["inbound_nodes"] = _rewire(layer.get("inbound_nodes", []), old, new)
-    config["output_layers"] = _rewire(config["output_layers"], old, new)
-    return config
-
-
-def _rewire(value, old: str = _STEM_BN, new: str = _STEM_CONV):
-    """Replaces references to layer `old`'s output (default: the stem BN's) by `new`'s."""
+def _rewire(value, old: str, new: str):
+    """Replaces references to layer `old`'s output by layer `new`'s."""
     if isinstance(value, dict):
         return {k: _rewire(v, old, new) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
