@@ -70,12 +70,13 @@ def _estimate_batch_norm_statistics(model, clips: int = 2) -> None:
     import keras
 
     norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
     batch = np.random.default_rng(2).uniform(0, 255, (clips, *INPUT)).astype(np.float32)
     model(batch, training=True)
-    for layer in norms:
-        layer.momentum = 0.9
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
 
 
 def _variant_path(variant: str) -> str:
