@@ -26,11 +26,12 @@ def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
 
     from keras_squeezetime import SqueezeTime
     from keras_squeezetime.datasets.synthetic import generate_synthetic_dataset
-    from keras_squeezetime.tflite.calibration import ClipSpec, load_clips
+    from keras_squeezetime.predictor import ClipSettings
+    from keras_squeezetime.tflite.calibration import load_clips
 
     generate_synthetic_dataset(data, train_per_class, 32, num_frames=40, height=size,
                                width=size, seed=0)
-    spec = ClipSpec(frames=FRAMES, frame_interval=INTERVAL, image_size=size, short_side=size)
+    spec = ClipSettings(frames=FRAMES, frame_interval=INTERVAL, image_size=size, short_side=size)
     x_train, y_train = load_clips(os.path.join(data, "train_list.txt"), spec)
     x_val, y_val = load_clips(os.path.join(data, "val_list.txt"), spec)
     keras.utils.set_random_seed(0)

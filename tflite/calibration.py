@@ -8,40 +8,18 @@ line, paths relative to the list's folder); anything else as a TFRecord glob pat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Iterator
 
 import numpy as np
 
+from keras_squeezetime.predictor import ClipSettings
+
 # Fewer clips than this cannot give stable int8 ranges: the calibrated min/max of a tensor
 # would follow a handful of clips.
 MIN_CALIBRATION_CLIPS = 32
 DEFAULT_CALIBRATION_CLIPS = 300
-
-
-@dataclasses.dataclass(frozen=True)
-class ClipSpec:
-    """How clips are sampled: the geometry training used (its `config.json`)."""
-
-    frames: int = 16
-    frame_interval: int = 4
-    image_size: int = 224
-    short_side: int = 256
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            if int(getattr(self, field.name)) < 1:
-                raise ValueError(f"{field.name} must be >= 1; got {getattr(self, field.name)}.")
-
-    @classmethod
-    def from_training_config(cls, config: dict) -> "ClipSpec":
-        """The spec in a training `config.json` (keys `frames`, `frame_interval`, ...)."""
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in config]
-        if missing:
-            raise ValueError(f"Training config lacks {missing}.")
-        return cls(**{f.name: int(config[f.name]) for f in dataclasses.fields(cls)})
 
 
 def read_training_config(model_path: str | os.PathLike) -> dict | None:
@@ -73,7 +51,7 @@ def check_source(source: str) -> None:
 
 
 def iter_clips(
-    source: str, spec: ClipSpec, limit: int | None = None
+    source: str, spec: ClipSettings, limit: int | None = None
 ) -> Iterator[tuple[np.ndarray, int]]:
     """Yields `(clip (T, S, S, 3) float32 in [0, 255], label)` centre clips, in file order.
 
@@ -91,7 +69,7 @@ def iter_clips(
 
 
 def load_clips(
-    source: str, spec: ClipSpec, limit: int | None = None
+    source: str, spec: ClipSettings, limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """All clips of `iter_clips` stacked: `(N, T, S, S, 3)` float32 and `(N,)` int64 labels."""
     clips, labels = [], []
@@ -105,7 +83,7 @@ def load_clips(
 
 def calibration_clips(
     source: str,
-    spec: ClipSpec,
+    spec: ClipSettings,
     num_clips: int = DEFAULT_CALIBRATION_CLIPS,
     min_clips: int = MIN_CALIBRATION_CLIPS,
 ) -> np.ndarray:
@@ -119,7 +97,7 @@ def calibration_clips(
     return clips
 
 
-def _list_clips(list_file: str, spec: ClipSpec) -> Iterator[tuple[np.ndarray, int]]:
+def _list_clips(list_file: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
     from keras_squeezetime.training.annotations import parse_video_list
     from keras_squeezetime.video.decode import probe_video, read_frames
     from keras_squeezetime.video.sampling import dense_indices
@@ -135,7 +113,7 @@ def _list_clips(list_file: str, spec: ClipSpec) -> Iterator[tuple[np.ndarray, in
         yield _centre_crop(frames, spec.image_size).astype(np.float32), entry.label_index
 
 
-def _record_clips(pattern: str, spec: ClipSpec) -> Iterator[tuple[np.ndarray, int]]:
+def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
     from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset
 
     config = PipelineConfig(

@@ -141,9 +141,10 @@ def test_not_tflite_and_shape_mismatch(fp32_export, tmp_path):
 
 
 def test_calibration_errors(tmp_path):
-    from keras_squeezetime.tflite.calibration import ClipSpec, load_clips
+    from keras_squeezetime.predictor import ClipSettings
+    from keras_squeezetime.tflite.calibration import load_clips
 
-    spec = ClipSpec(frames=FRAMES, frame_interval=2, image_size=SIZE, short_side=SIZE)
+    spec = ClipSettings(frames=FRAMES, frame_interval=2, image_size=SIZE, short_side=SIZE)
     with pytest.raises(FileNotFoundError, match="No TFRecord files match"):
         load_clips(str(tmp_path / "nothing-*.tfrecord"), spec)
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -160,9 +161,10 @@ def video_dataset(tmp_path_factory):
 
 
 def test_too_few_calibration_clips(video_dataset):
-    from keras_squeezetime.tflite.calibration import ClipSpec, calibration_clips
+    from keras_squeezetime.predictor import ClipSettings
+    from keras_squeezetime.tflite.calibration import calibration_clips
 
-    spec = ClipSpec(frames=FRAMES, frame_interval=2, image_size=SIZE, short_side=SIZE)
+    spec = ClipSettings(frames=FRAMES, frame_interval=2, image_size=SIZE, short_side=SIZE)
     with pytest.raises(ValueError, match="gives 8 clips; int8 calibration needs at least 32"):
         calibration_clips(str(video_dataset / "val_list.txt"), spec)
     clips = calibration_clips(str(video_dataset / "val_list.txt"), spec, min_clips=8)

@@ -48,6 +48,7 @@ def reference_logits(path: str, clips: np.ndarray) -> np.ndarray:
 def evaluate(paths, data, reference, threads, limit=None, runs=30, warmup=5, memory=True,
              frame_interval=None, short_side=None) -> list[dict]:
     """One report dict per model (see `report.write_reports`)."""
+    from keras_squeezetime.predictor import ClipSettings
     from keras_squeezetime.tflite import calibration, metadata, report
     from keras_squeezetime.tflite.interpreter import LiteRTModel, measure_latency, peak_memory_bytes
 
@@ -58,7 +59,7 @@ def evaluate(paths, data, reference, threads, limit=None, runs=30, warmup=5, mem
                          "of one model only.")
     configs = [metadata.read_metadata(open(m.path, "rb").read())[1] for m in models]
     _, frames, size, _, _ = models[0].input_shape
-    spec = calibration.ClipSpec(
+    spec = ClipSettings(
         frames=frames, image_size=size,
         frame_interval=frame_interval or configs[0].get("frame_interval", 4),
         short_side=short_side or configs[0].get("short_side", max(size, round(size * 256 / 224))),

@@ -182,6 +182,7 @@ def _fail(error: Exception) -> NoReturn:
 
 
 def _export_one(quantization: str) -> None:
+    from keras_squeezetime.predictor import ClipSettings
     from keras_squeezetime.tflite import calibration
     from keras_squeezetime.tflite.convert import export_tflite
 
@@ -191,7 +192,7 @@ def _export_one(quantization: str) -> None:
         model, settings, class_names = load_for_export(FLAGS.model, overrides)
         clips = None
         if quantization == "int8":
-            spec = calibration.ClipSpec(**settings)
+            spec = ClipSettings(**settings)
             clips = calibration.calibration_clips(
                 FLAGS["representative-data"].value, spec, FLAGS["representative-clips"].value,
                 FLAGS["min-representative-clips"].value)
