@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def shared_dir() -> Path:
-    """The steering repo's shared/ folder (beside the clone), or $SQUEEZETIME_SHARED."""
-    path = Path(os.environ.get("SQUEEZETIME_SHARED", REPO.parent / "shared"))
-    if not (path / "fixtures" / "official_parity").is_dir():
-        raise FileNotFoundError(
-            f"The official parity fixture is not at {path}/fixtures/official_parity: "
-            "set SQUEEZETIME_SHARED to the shared/ folder."
-        )
-    return path
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
-    return shared_dir() / "fixtures" / "official_parity"
+    """The official parity fixture, inside the repository (tests/fixtures/README.md)."""
+    return FIXTURES / "official_parity"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from keras_squeezetime import decode_predictions, load_labels, preprocess_input
 
 @pytest.mark.parametrize("name,count", [("kinetics400", 400), ("kinetics600", 600), ("hmdb51", 51)])
 def test_shipped_lists_equal_the_reference_lists(parity_dir, name, count):
-    reference = (parity_dir.parents[1] / "labels" / f"{name}.txt").read_text("utf-8").splitlines()
+    reference = (parity_dir.parent / "labels" / f"{name}.txt").read_text("utf-8").splitlines()
     names = load_labels(name)
     assert len(names) == count and names == [line.strip() for line in reference if line.strip()]
 

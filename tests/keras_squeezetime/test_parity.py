@@ -1,4 +1,4 @@
-"""Numerical parity with the official PyTorch model (golden outputs in shared/fixtures)."""
+"""Numerical parity with the official PyTorch model (golden outputs in tests/fixtures)."""
 
 from __future__ import annotations
 

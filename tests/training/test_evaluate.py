@@ -4,7 +4,6 @@ against NumPy, sampling defaults from `config.json`, an official `.pth` checkpoi
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -20,11 +19,7 @@ from keras_squeezetime.training.records import make_sequence_example
 NAMES = ["a", "b", "c"]
 
 
-def _shared_dir() -> pathlib.Path:
-    root = os.environ.get("SQUEEZETIME_SHARED")
-    if root:
-        return pathlib.Path(root)
-    return pathlib.Path(__file__).resolve().parents[3] / "shared"
+PARITY_DIR = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "official_parity"
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +106,7 @@ def test_classification_metrics_by_hand():
 
 
 def test_official_pth_checkpoint(tmp_path_factory, tmp_path):
-    checkpoint = _shared_dir() / "fixtures" / "official_parity" / "squeezetime_w0.25_f16_112px.pth"
-    if not checkpoint.exists():
-        pytest.skip(f"official fixture not found at {checkpoint}")
+    checkpoint = PARITY_DIR / "squeezetime_w0.25_f16_112px.pth"
     root = tmp_path_factory.mktemp("pth_data")
     rng = np.random.default_rng(2)
     with tf.io.TFRecordWriter(str(root / "val.tfrecord")) as writer:
