@@ -6,6 +6,7 @@ from typing import Sequence
 
 import keras
 
+from keras_squeezetime import architecture as arch
 from keras_squeezetime.layers import (
     ClassificationHead,
     CTLBottleneck,
@@ -13,23 +14,7 @@ from keras_squeezetime.layers import (
     VideoNormalization,
 )
 from keras_squeezetime.layers.batch_norm import kaiming_fan_out, official_batch_norm
-
-# Depth 50, the only depth the paper reports.
-STAGE_BLOCKS = (3, 4, 6, 3)
-STAGE_PLANES = (64, 128, 256, 512)
-STAGE_STRIDES = (1, 2, 2, 2)
-STEM_CHANNELS = 64
-DEFAULT_INPUT_SHAPE = (16, 224, 224, 3)
-# Total spatial reduction: stem conv, max pool and three strided stages.
-SPATIAL_STRIDE = 32
-# Sizes must be multiples of 16: every stride is then exact up to stage 3 and the last
-# stage floors an odd map (112 px -> 3x3), exactly as the official model does.
-SIZE_MULTIPLE = 16
-
-
-def stage_block_names(stage: int, num_blocks: int) -> list[str]:
-    """Layer names of one stage's blocks (1-based), e.g. `stage2_block1`."""
-    return [f"stage{stage}_block{block}" for block in range(1, num_blocks + 1)]
+from keras_squeezetime.weights.initialise import initialise_weights
 
 
 def SqueezeTime(
@@ -60,11 +45,13 @@ def SqueezeTime(
         path to an official `.pth` checkpoint, a `.weights.h5` or a `.keras` file.
       input_tensor: optional Keras tensor to use as the model input.
       input_shape: `(frames, height, width, 3)`, default `(16, 224, 224, 3)`.
-        Height and width must be multiples of 16 (multiples of 32 give exact
-        `h/32` feature maps; e.g. 112 gives 3x3, flooring as the official model
-        does); all sizes must be static.
+        Any static size the official model accepts: height and width of at least
+        29 px. The stem and pool round up and the stages' 2x2 downsampling rounds down,
+        as the official model does: multiples of 32 give exact `h/32` feature maps,
+        112 gives 3x3, 286 (HMDB51's test size) gives 9x9.
       pooling: with `include_top=False`, `None` returns the feature map
-        `(batch, h//32, w//32, 2048 * width_multiplier)`, `"avg"` or `"max"` a vector.
+        `(batch, h', w', 2048 * width_multiplier)` (`h' = h/32` for multiples of 32),
+        `"avg"` or `"max"` a vector.
       num_classes: classes of the head. When it differs from the loaded
         checkpoint's head, the backbone is loaded and the head is left fresh.
       classifier_activation: activation of the head (`None` gives logits).
@@ -80,9 +67,10 @@ def SqueezeTime(
       A functional `keras.Model`.
     """
     input_shape = _validate_input_shape(input_shape, input_tensor)
-    if len(pos_embed_sizes) != len(STAGE_BLOCKS):
+    if len(pos_embed_sizes) != len(arch.STAGE_BLOCKS):
         raise ValueError(
-            f"pos_embed_sizes needs one size per stage ({len(STAGE_BLOCKS)}); got {pos_embed_sizes}."
+            f"pos_embed_sizes needs one size per stage ({len(arch.STAGE_BLOCKS)}); got "
+            f"{pos_embed_sizes}."
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
@@ -92,34 +80,34 @@ def SqueezeTime(
         raise ValueError(f"num_classes must be at least 1; got {num_classes}.")
 
     if input_tensor is None:
-        inputs = keras.Input(shape=input_shape, name="video")
+        inputs = keras.Input(shape=input_shape, name=arch.INPUT_NAME)
     elif not keras.backend.is_keras_tensor(input_tensor):
-        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name="video")
+        inputs = keras.Input(tensor=input_tensor, shape=input_shape, name=arch.INPUT_NAME)
     else:
         inputs = input_tensor
 
     x = inputs
     if include_preprocessing:
-        x = VideoNormalization(name="normalization")(x)
-    x = TimeToChannel(name="squeeze")(x)
+        x = VideoNormalization(name=arch.NORMALIZATION)(x)
+    x = TimeToChannel(name=arch.SQUEEZE)(x)
 
     # Explicit symmetric padding: Keras "same" pads stride-2 layers asymmetrically.
-    stem_channels = int(STEM_CHANNELS * width_multiplier)
-    x = keras.layers.ZeroPadding2D(2, name="stem_pad")(x)
+    stem_channels = int(arch.STEM_CHANNELS * width_multiplier)
+    x = keras.layers.ZeroPadding2D(2, name=arch.STEM_PAD)(x)
     x = keras.layers.Conv2D(
         stem_channels, 5, strides=2, use_bias=False, kernel_initializer=kaiming_fan_out(),
-        name="stem_conv",
+        name=arch.STEM_CONV,
     )(x)
-    x = official_batch_norm("stem_bn")(x)
-    x = keras.layers.ReLU(name="stem_relu")(x)
+    x = official_batch_norm(arch.STEM_BN)(x)
+    x = keras.layers.ReLU(name=arch.STEM_RELU)(x)
     # Zero padding equals PyTorch's -inf padding here: the input is post-ReLU, >= 0.
-    x = keras.layers.ZeroPadding2D(1, name="pool_pad")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, name="pool")(x)
+    x = keras.layers.ZeroPadding2D(1, name=arch.POOL_PAD)(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name=arch.POOL)(x)
 
-    for stage, (blocks, planes, stride, pos) in enumerate(
-        zip(STAGE_BLOCKS, STAGE_PLANES, STAGE_STRIDES, pos_embed_sizes), start=1
+    for stage, (planes, stride, pos) in enumerate(
+        zip(arch.STAGE_PLANES, arch.STAGE_STRIDES, pos_embed_sizes), start=1
     ):
-        for block, block_name in enumerate(stage_block_names(stage, blocks)):
+        for block, block_name in enumerate(arch.stage_block_names(stage)):
             x = CTLBottleneck(
                 int(planes * width_multiplier),
                 pos_embed_size=pos,
@@ -129,20 +117,20 @@ def SqueezeTime(
 
     if include_top:
         x = ClassificationHead(
-            num_classes, dropout_rate=dropout_rate, activation=classifier_activation, name="head"
+            num_classes, dropout_rate=dropout_rate, activation=classifier_activation,
+            name=arch.HEAD,
         )(x)
     elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = keras.layers.GlobalAveragePooling2D(name=arch.AVG_POOL)(x)
     elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+        x = keras.layers.GlobalMaxPooling2D(name=arch.MAX_POOL)(x)
 
     model_inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else inputs
     model = keras.Model(model_inputs, x, name=name)
 
     if weights is not None:
-        from keras_squeezetime.weights.loading import load_weights
-
-        load_weights(model, weights)
+        # The builder passes itself: a .weights.h5 may need its own model built first.
+        initialise_weights(model, weights, build_model=SqueezeTime)
     return model
 
 
@@ -150,7 +138,7 @@ def _validate_input_shape(input_shape, input_tensor) -> tuple[int, int, int, int
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
-        input_shape = DEFAULT_INPUT_SHAPE
+        input_shape = arch.DEFAULT_INPUT_SHAPE
     input_shape = tuple(input_shape)
     if len(input_shape) != 4:
         raise ValueError(
@@ -166,10 +154,11 @@ def _validate_input_shape(input_shape, input_tensor) -> tuple[int, int, int, int
             f"input_shape must be static (frames, height and width fix the squeezed channels "
             f"and the positional-embedding resize); got {input_shape}."
         )
-    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+    if min(height, width) < arch.MIN_INPUT_SIZE:
         raise ValueError(
-            f"Height and width must be multiples of {SIZE_MULTIPLE} (ideally of {SPATIAL_STRIDE}); "
-            f"got {height}x{width} in input_shape {input_shape}."
+            f"Height and width must be at least {arch.MIN_INPUT_SIZE} px (smaller inputs leave "
+            f"no pixel after the last stage, in the official model too); got {height}x{width} "
+            f"in input_shape {input_shape}."
         )
     if frames < 1:
         raise ValueError(f"frames must be at least 1; got {frames}.")

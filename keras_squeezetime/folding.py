@@ -15,11 +15,14 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_squeezetime.architecture import NORMALIZATION as _NORMALIZATION
+from keras_squeezetime.architecture import SQUEEZE as _SQUEEZE
+from keras_squeezetime.architecture import STEM_BIAS as _STEM_BIAS
+from keras_squeezetime.architecture import STEM_BN as _STEM_BN
+from keras_squeezetime.architecture import STEM_CONV as _STEM_CONV
+from keras_squeezetime.architecture import STEM_PAD as _STEM_PAD
 from keras_squeezetime.layers import CTLBottleneck, SpatialBias, TimeToChannel
 from keras_squeezetime.layers.batch_norm import batch_norm_affine, fold_into
-
-_STEM_CONV, _STEM_BN, _STEM_PAD, _STEM_BIAS = "stem_conv", "stem_bn", "stem_pad", "stem_bias"
-_NORMALIZATION, _SQUEEZE = "normalization", "squeeze"
 
 
 def fold_batch_norm(model: keras.Model, fold_preprocessing: bool = True) -> keras.Model:

@@ -76,6 +76,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class PresetDownloadError(OSError):
+    """A preset's checkpoint is not cached and cannot be downloaded (e.g. an offline machine)."""
+
+
 def preset_url(name: str, url_override: str | None = None) -> str:
     """The URL `resolve_preset` downloads `name` from.
 
@@ -109,21 +113,34 @@ def resolve_preset(
 
     Raises:
       ValueError: `name` is not a preset.
+      PresetDownloadError: the file is not cached and the download fails; the message
+        names the preset, the URL and `KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX`.
     """
-    import keras  # Deferred: reading PRESETS should not need TensorFlow.
+    import keras  # Deferred: reading PRESETS should not need the backend.
 
     preset = _get(name)
     if cache_dir is not None:
         cache_dir = os.fspath(cache_dir)
         # get_file silently falls back to /tmp/.keras when cache_dir does not exist yet.
         os.makedirs(cache_dir, exist_ok=True)
-    return keras.utils.get_file(
-        fname=preset["file"],
-        origin=preset_url(name, url_override),
-        file_hash=preset["file_hash"],
-        cache_subdir=CACHE_SUBDIR,
-        cache_dir=cache_dir,
-    )
+    url = preset_url(name, url_override)
+    try:
+        return keras.utils.get_file(
+            fname=preset["file"],
+            origin=url,
+            file_hash=preset["file_hash"],
+            cache_subdir=CACHE_SUBDIR,
+            cache_dir=cache_dir,
+        )
+    except Exception as error:  # get_file raises a bare Exception ("URL fetch failure ...").
+        cause = str(error).strip().splitlines()
+        raise PresetDownloadError(
+            f"Cannot download preset {name!r} from {url} "
+            f"({type(error).__name__}: {cause[0] if cause else 'no message'}). On a machine "
+            f"without network access, put {preset['file']} in a folder and set "
+            f"{URL_PREFIX_ENV}=file:///path/to/that/folder (or a mirror's base URL), or pass "
+            "a local .pth path instead of the preset name."
+        ) from error
 
 
 def _get(name: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_squeezetime.architecture import EXPANSION
 from keras_squeezetime.layers.batch_norm import (
     batch_norm_affine,
     fold_into,
@@ -12,8 +13,6 @@ from keras_squeezetime.layers.batch_norm import (
     official_batch_norm,
 )
 from keras_squeezetime.layers.ctl import ChannelTimeLearning
-
-EXPANSION = 4
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")

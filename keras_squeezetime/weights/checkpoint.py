@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from keras_squeezetime.architecture import STAGE_BLOCKS, STEM_CHANNELS
 from keras_squeezetime.weights.pth import load_pth
 
 # Checked in order; the first matching prefix is rewritten.
@@ -25,8 +26,7 @@ _PREFIXES = (
     ("cls_head.fc_cls.", "fc."),
 )
 _CONTAINER_KEYS = ("state_dict", "model")
-STEM_CHANNELS = 64
-NUM_STAGES = 4
+NUM_STAGES = len(STAGE_BLOCKS)
 _BLOCK_KEY = re.compile(r"^layer(\d+)\.(\d+)\.")
 
 

@@ -41,6 +41,10 @@ def test_parity_configuration_parameter_count(parity):
         (dict(num_classes=7), (None, 7)),
         (dict(include_top=False, input_shape=(8, 96, 128, 3)), (None, 3, 4, 512)),
         (dict(include_top=False, input_shape=(1, 64, 64, 3)), (None, 2, 2, 512)),
+        # Sizes the official model accepts beyond multiples of 16: stem and pool round up
+        # (97 -> 49 -> 25), the 2x2 downsampling rounds down (25 -> 12 -> 6 -> 3).
+        (dict(include_top=False, input_shape=(2, 97, 131, 3)), (None, 3, 4, 512)),
+        (dict(include_top=False, input_shape=(2, 29, 29, 3)), (None, 1, 1, 512)),
     ],
 )
 def test_output_shapes(kwargs, expected):
@@ -86,7 +90,7 @@ def test_model_has_no_lambda_layers():
     [
         (dict(input_shape=(64, 64, 3)), r"\(frames, height, width, 3\).*rank 3"),
         (dict(input_shape=(4, 64, 64, 1)), r"expected 3 channels, got 1"),
-        (dict(input_shape=(4, 100, 64, 3)), r"multiples of 16.*100x64"),
+        (dict(input_shape=(4, 28, 64, 3)), r"at least 29 px.*28x64"),
         (dict(input_shape=(4, None, 64, 3)), r"static"),
         (dict(pooling="mean"), r"pooling"),
         (dict(pos_embed_sizes=(56, 28, 14)), r"one size per stage"),

@@ -9,7 +9,7 @@ import pytest
 
 from keras_squeezetime import SqueezeTime
 from keras_squeezetime.weights.checkpoint import load_state_dict
-from keras_squeezetime.weights.convert import apply_official_state_dict, official_targets
+from keras_squeezetime.weights.official_mapping import apply_official_state_dict, official_targets
 
 TOLERANCE = 1e-4  # max abs error / max abs reference
 

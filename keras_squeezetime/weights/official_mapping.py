@@ -1,5 +1,8 @@
 """Maps official (PyTorch) SqueezeTime state-dict entries onto a Keras model's variables.
 
+(Named for what it does; the checkpoint-to-file conversion of `squeezetime-convert` is
+`keras_squeezetime.checkpoint_conversion`, LiteRT conversion is `keras_squeezetime.tflite`.)
+
 State-dict keys here are normalised (see `weights.checkpoint.load_state_dict`):
 backbone keys as the official `ResNet` names them (`conv1.weight`,
 `layer2.0.conv2.spatial_conv.pos_embed`, ...) and the head as `fc.weight` /
@@ -15,7 +18,13 @@ from typing import Callable, Mapping
 import keras
 import numpy as np
 
-from keras_squeezetime.builder import STAGE_BLOCKS, stage_block_names
+from keras_squeezetime.architecture import (
+    HEAD,
+    STAGE_BLOCKS,
+    STEM_BN,
+    STEM_CONV,
+    stage_block_names,
+)
 
 HEAD_KEYS = ("fc.weight", "fc.bias")
 
@@ -71,8 +80,8 @@ def _conv_layer(targets: dict, key: str, layer, transform=_conv) -> None:
 def official_targets(model: keras.Model) -> dict[str, Target]:
     """Every official state-dict key the model holds, with its Keras variable."""
     targets: dict[str, Target] = {}
-    _conv_layer(targets, "conv1", model.get_layer("stem_conv"))
-    _bn(targets, "bn1", model.get_layer("stem_bn"))
+    _conv_layer(targets, "conv1", model.get_layer(STEM_CONV))
+    _bn(targets, "bn1", model.get_layer(STEM_BN))
     for stage, blocks in enumerate(STAGE_BLOCKS, start=1):
         for index, name in enumerate(stage_block_names(stage, blocks)):
             block = model.get_layer(name)
@@ -106,12 +115,12 @@ def official_targets(model: keras.Model) -> dict[str, Target]:
             _bn(targets, f"{ioi_key}.glo_conv.4", ioi.gate_bn2)
             _conv_layer(targets, f"{ioi_key}.glo_conv.6", ioi.gate_conv3)
     if _has_head(model):
-        _conv_layer(targets, "fc", model.get_layer("head").fc, _linear)
+        _conv_layer(targets, "fc", model.get_layer(HEAD).fc, _linear)
     return targets
 
 
 def _has_head(model: keras.Model) -> bool:
-    return any(layer.name == "head" for layer in model.layers)
+    return any(layer.name == HEAD for layer in model.layers)
 
 
 def _torch_shape(target: Target) -> tuple[int, ...]:
@@ -162,7 +171,7 @@ def apply_official_state_dict(
 
     ckpt_head = all(k in state for k in HEAD_KEYS)
     if _has_head(model):
-        head = model.get_layer("head")
+        head = model.get_layer(HEAD)
         if not ckpt_head:
             warnings.warn(
                 f"{source} has no classification head (a backbone checkpoint): the backbone is "
@@ -228,7 +237,7 @@ def _check_stem(model: keras.Model, state: Mapping[str, np.ndarray], source: str
     weight = state.get("conv1.weight")
     if weight is None or weight.ndim != 4:
         return
-    kernel = model.get_layer("stem_conv").kernel
+    kernel = model.get_layer(STEM_CONV).kernel
     model_frames, model_width = kernel.shape[2] // 3, kernel.shape[3]
     ckpt_frames, ckpt_width = weight.shape[1] // 3, weight.shape[0]
     if ckpt_width != model_width:

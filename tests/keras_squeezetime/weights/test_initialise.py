@@ -84,8 +84,16 @@ def test_keras_weight_files_load_through_builder(parity, tmp_path):
     for path in ("m.weights.h5", "m.keras"):
         loaded = SqueezeTime(**SMALL, num_classes=10, weights=str(tmp_path / path))
         np.testing.assert_array_equal(loaded.predict(parity["video"], verbose=0), expected)
-    with pytest.raises(ValueError, match="m.keras"):
-        SqueezeTime(**SMALL, num_classes=7, weights=str(tmp_path / "m.keras"))
+    # Another class count: the backbone is copied by path, the head is left fresh.
+    with pytest.warns(UserWarning, match=r"m.keras's head .*\(512, 10\).* does not fit"):
+        other = SqueezeTime(**SMALL, num_classes=7, weights=str(tmp_path / "m.keras"))
+    np.testing.assert_array_equal(other.get_layer("stage4_block3").get_weights()[0],
+                                  source.get_layer("stage4_block3").get_weights()[0])
+    # Another width is no fine-tuning: an error naming the variable and both shapes.
+    with pytest.raises(ValueError, match=r"m.keras .*mis-shaped .*: stem_conv/kernel: "
+                                         r"source \(5, 5, 48, 16\), target \(5, 5, 48, 32\)"):
+        SqueezeTime(**{**SMALL, "width_multiplier": 0.5}, num_classes=10,
+                    weights=str(tmp_path / "m.keras"))
 
 
 def test_convert_cli_writes_loadable_weights(parity, tmp_path):

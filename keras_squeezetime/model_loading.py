@@ -1,0 +1,307 @@
+"""The one way to load a model: presets, official `.pth`, `.keras`, model folders, `.weights.h5`.
+
+`load_model(source)` returns the Keras model with its `ModelConfig` (what `config.json`
+says, merged with what the model itself fixes: its input frames and size, its classes).
+Prediction, explanation, evaluation, export, the LiteRT harness and training's
+initialisation all load through it. `.tflite` files are not Keras models: the LiteRT
+runner in `keras_squeezetime.tflite` opens those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import keras
+
+from keras_squeezetime import presets
+from keras_squeezetime.architecture import (
+    POS_EMBED_STRIDE,
+    STAGE_BLOCKS,
+    STEM_CHANNELS,
+    STEM_CONV,
+    stage_block_names,
+)
+from keras_squeezetime.builder import SqueezeTime
+from keras_squeezetime.labels import load_labels
+from keras_squeezetime.model_config import (
+    KERAS_MODEL_FILE,
+    WEIGHTS_FILE,
+    ModelConfig,
+    read_model_config,
+)
+from keras_squeezetime.weights.checkpoint import inspect_checkpoint, load_state_dict
+from keras_squeezetime.weights.initialise import initialise_weights, load_keras_file
+from keras_squeezetime.weights.official_mapping import apply_official_state_dict
+from keras_squeezetime.weights.variables import copy_weights
+
+__all__ = ["MODEL_KINDS", "LoadedModel", "config_of_model", "copy_weights", "load_model",
+           "load_weights_into", "model_kind", "resized_model"]
+
+MODEL_KINDS = ("preset", "pth", "keras", "folder", "weights", "tflite")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A loaded Keras model and what it carries besides its weights.
+
+    Attributes:
+      model: the Keras model.
+      config: its configuration: `config.json` merged with what the model fixes.
+      kind: one of `MODEL_KINDS` (never "tflite").
+      source: the preset name or path it was loaded from.
+    """
+
+    model: keras.Model
+    config: ModelConfig
+    kind: str
+    source: str
+
+
+def model_kind(source: str | os.PathLike) -> str:
+    """Which of `MODEL_KINDS` `source` names, without loading anything.
+
+    Raises:
+      FileNotFoundError: a path of a supported kind that does not exist.
+      ValueError: a name or file of no supported kind, or a folder without a model.
+    """
+    source = os.fspath(source)
+    if source in presets.PRESETS:
+        return "preset"
+    if _isdir(source):
+        if _exists(_join(source, KERAS_MODEL_FILE)) or _exists(_join(source, WEIGHTS_FILE)):
+            return "folder"
+        raise ValueError(f"Model folder {source!r} holds no {KERAS_MODEL_FILE} (nor "
+                         f"{WEIGHTS_FILE}).")
+    lower = source.lower()
+    kind = ("weights" if lower.endswith(".weights.h5") else
+            "keras" if lower.endswith(".keras") else
+            "tflite" if lower.endswith(".tflite") else
+            "pth" if lower.endswith((".pth", ".pt")) else None)
+    if kind is None:
+        what = "file" if _exists(source) else "name"
+        raise ValueError(
+            f"Unsupported model {what} {source!r}: expected a .keras file, a folder holding "
+            f"{KERAS_MODEL_FILE} (or {WEIGHTS_FILE}) and config.json, a .weights.h5 with "
+            f"config.json beside it, a .tflite file, an official .pth checkpoint or a preset "
+            f"{sorted(presets.PRESETS)}."
+        )
+    if not _exists(source):
+        raise FileNotFoundError(f"Model file {source!r} does not exist.")
+    return kind
+
+
+def load_model(
+    source: str | os.PathLike, *, image_size: int | None = None, frames: int | None = None
+) -> LoadedModel:
+    """Loads a preset, an official `.pth`, a `.keras`, a model folder or a `.weights.h5`.
+
+    Args:
+      source: a preset name; an official `.pth` checkpoint (the model is built from what
+        it implies: width, frames, classes, positional sizes); a `.keras` file; a folder
+        holding `model.keras` (or `model.weights.h5`) and `config.json`; a `.weights.h5`
+        with the `config.json` training wrote beside it.
+      image_size: input height and width. Presets and `.pth` files are built at it
+        (default: the size their positional embeddings were made for, 224 for the
+        official ones); a Keras model of another size is rebuilt with the same weights
+        (every weight is size-independent).
+      frames: the clip length the caller expects; a model's frame count is fixed, so a
+        different one is an error.
+
+    Raises:
+      FileNotFoundError: the path does not exist.
+      ValueError: an unsupported kind (a `.tflite` included), weights that do not fit,
+        or a frame count the model cannot take; names the source.
+      presets.PresetDownloadError: a preset that is not cached and cannot be downloaded.
+    """
+    source = os.fspath(source)
+    kind = model_kind(source)
+    if kind == "tflite":
+        raise ValueError(
+            f"{source} is a LiteRT model, not a Keras model: open it with "
+            "keras_squeezetime.tflite (squeezetime-predict and squeezetime-eval-tflite do)."
+        )
+    if kind in ("preset", "pth"):
+        model, config = _load_official(source, kind, image_size)
+    else:
+        path = source
+        if kind == "folder":
+            keras_file = _join(source, KERAS_MODEL_FILE)
+            path = keras_file if _exists(keras_file) else _join(source, WEIGHTS_FILE)
+        if path.lower().endswith(".weights.h5"):
+            model, config = _load_weights_file(path, image_size)
+        else:
+            model, config = _load_keras_file(path, image_size)
+    if frames is not None and int(frames) != config.frames:
+        raise ValueError(f"{source} takes {config.frames}-frame clips (frames are squeezed into "
+                         f"channels); cannot use frames={frames}.")
+    return LoadedModel(model, config, kind, source)
+
+
+def load_weights_into(model: keras.Model, source: str | os.PathLike) -> dict[str, list[str]]:
+    """Initialises a built `SqueezeTime` model from a preset, `.pth`, `.keras`, model folder
+    or `.weights.h5` (what the builder's `weights=` does).
+
+    A source head of another class count is left fresh with a warning (fine-tuning); any
+    other mismatch is a ValueError naming it. Returns `{"loaded": [...], "skipped": [...]}`.
+    """
+    return initialise_weights(model, source, build_model=SqueezeTime)
+
+
+def config_of_model(model: keras.Model, base: ModelConfig | None = None) -> ModelConfig:
+    """`base` (default: the defaults) with what `model` fixes: input frames and size, class
+    count, and for a SqueezeTime model its width and positional-embedding sizes.
+
+    Raises:
+      ValueError: the model does not take a static square video input.
+    """
+    shape = tuple(model.input_shape)
+    if len(shape) != 5 or shape[-1] != 3 or None in shape[1:4] or shape[2] != shape[3]:
+        raise ValueError(f"{model.name}: expected a video model with a static square input "
+                         f"(batch, frames, size, size, 3); its input is {shape}.")
+    config = (base or ModelConfig()).fixed_by_model(frames=int(shape[1]),
+                                                    image_size=int(shape[2]))
+    changes: dict[str, Any] = {}
+    output = tuple(model.output_shape)
+    num_classes = int(output[-1]) if len(output) == 2 and output[-1] is not None else None
+    if num_classes != config.num_classes:
+        changes["num_classes"] = num_classes
+        if config.class_names is not None and num_classes != len(config.class_names):
+            raise ValueError(f"{model.name} predicts {num_classes} classes but its configuration "
+                             f"names {len(config.class_names)}.")
+    names = {layer.name for layer in model.layers}
+    if STEM_CONV in names:
+        changes["width_multiplier"] = model.get_layer(STEM_CONV).kernel.shape[-1] / STEM_CHANNELS
+    first_blocks = [stage_block_names(stage)[0] for stage in range(1, len(STAGE_BLOCKS) + 1)]
+    if all(name in names for name in first_blocks):
+        changes["pos_embed_sizes"] = tuple(
+            int(model.get_layer(name).pos_embed_size) for name in first_blocks)
+    if changes.get("width_multiplier") == config.width_multiplier:
+        changes.pop("width_multiplier")
+    return config.replace(**changes) if changes else config
+
+
+def _load_official(source: str, kind: str, image_size: int | None):
+    if kind == "preset":
+        meta = presets.PRESETS[source]
+        state = None
+        config = ModelConfig(
+            frames=meta["frames"], num_classes=meta["num_classes"],
+            class_names=load_labels(meta["labels"]) if meta["labels"] else None,
+            width_multiplier=meta["width_multiplier"], pos_embed_sizes=meta["pos_embed_sizes"],
+        )
+    else:
+        state = load_state_dict(source)
+        checkpoint = inspect_checkpoint(state)
+        # An official checkpoint's class count names the dataset it was trained on.
+        labels = _OFFICIAL_LABELS.get(checkpoint.num_classes)
+        config = ModelConfig(
+            frames=checkpoint.frames, num_classes=checkpoint.num_classes,
+            class_names=load_labels(labels) if labels else None,
+            width_multiplier=checkpoint.width_multiplier,
+            pos_embed_sizes=checkpoint.pos_embed_sizes,
+        )
+    # The embeddings' own size is the input they were made for (56 -> 224 px).
+    config = config.fixed_by_model(
+        image_size=config.pos_embed_sizes[0] * POS_EMBED_STRIDE).fixed_by_model(
+        image_size=image_size)
+    if state is None:
+        model = SqueezeTime(input_shape=config.input_shape(), weights=source,
+                            **config.builder_kwargs())
+    else:
+        model = SqueezeTime(input_shape=config.input_shape(), **config.builder_kwargs())
+        apply_official_state_dict(model, state, source=source)
+    return model, config
+
+
+def _load_keras_file(path: str, image_size: int | None):
+    model = load_keras_file(path)
+    saved = read_model_config(path)
+    if image_size is not None and int(image_size) != model.input_shape[2]:
+        model = resized_model(model, int(image_size), path)
+    try:
+        config = config_of_model(model, saved)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    return model, config
+
+
+def _load_weights_file(path: str, image_size: int | None):
+    config = read_model_config(path)
+    if config is None:
+        raise ValueError(f"{path}: a .weights.h5 needs the config.json training wrote beside it "
+                         "(frames, image_size, num_classes, width_multiplier).")
+    config = config.fixed_by_model(image_size=image_size)
+    model = SqueezeTime(input_shape=config.input_shape(), **config.builder_kwargs())
+    initialise_weights(model, path, build_model=SqueezeTime)
+    return model, config
+
+
+def resized_model(model: keras.Model, image_size: int, source: str | None = None
+                  ) -> keras.Model:
+    """The same functional model and weights at input size `image_size` (itself if equal).
+
+    Every SqueezeTime weight is size-independent (the positional embeddings are resized
+    in the graph).
+
+    Raises:
+      ValueError: the model cannot be rebuilt at that size; names `source`.
+    """
+    source = source or model.name
+    if tuple(model.input_shape[2:4]) == (image_size, image_size):
+        return model
+    config = model.get_config()
+    inputs = [layer for layer in config.get("layers", []) if layer["class_name"] == "InputLayer"]
+    if len(inputs) != 1:
+        raise ValueError(f"{source}: cannot change the input size of this model; use "
+                         f"image_size={model.input_shape[2]}.")
+    batch_shape = list(inputs[0]["config"]["batch_shape"])
+    batch_shape[2:4] = [image_size, image_size]
+    inputs[0]["config"]["batch_shape"] = batch_shape
+    # Saved build shapes would build size-dependent state (the embedding resize) for the
+    # old size; without them every layer is built when the graph is traced at the new one.
+    _drop_build_configs(config)
+    try:
+        resized = model.__class__.from_config(config)
+    except ValueError as error:
+        text = str(error).strip().splitlines()
+        raise ValueError(f"{source}: cannot run at image_size={image_size}: "
+                         f"{text[0] if text else type(error).__name__}") from error
+    copy_weights(model, resized, allow_new_head=False, source=source)
+    return resized
+
+
+def _drop_build_configs(config: Any) -> None:
+    if isinstance(config, dict):
+        config.pop("build_config", None)
+        for value in config.values():
+            _drop_build_configs(value)
+    elif isinstance(config, list):
+        for value in config:
+            _drop_build_configs(value)
+
+
+# Class count of each official classifier checkpoint -> the built-in list it was trained with.
+_OFFICIAL_LABELS = {meta["num_classes"]: meta["labels"] for meta in presets.PRESETS.values()
+                    if meta["num_classes"]}
+
+
+def _isdir(path: str) -> bool:
+    if "://" in path:
+        import tensorflow as tf  # remote paths only
+
+        return tf.io.gfile.isdir(path)
+    return os.path.isdir(path)
+
+
+def _exists(path: str) -> bool:
+    if "://" in path:
+        import tensorflow as tf  # remote paths only
+
+        return tf.io.gfile.exists(path)
+    return os.path.exists(path)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}" if "://" in folder else os.path.join(folder, name)
