@@ -122,27 +122,37 @@ def make_broken_file(tmp_path: pathlib.Path, make_video) -> Callable[..., pathli
     return factory
 
 
-def _damp_batch_norm(model, seed: int) -> None:
-    """Random BN statistics with damped scales (gamma 0.2-0.5) on every BN of `model`.
+@pytest.fixture
+def make_overcounted_video(make_video) -> Callable[..., pathlib.Path]:
+    """Factory for a real video whose header claims more frames than it decodes to.
 
-    Fresh statistics (mean 0, variance 1) normalise nothing: an untrained 16-block stack
-    grows activations to ~1e3, where float32 summation order alone moves outputs by
-    1e-4-1e-3 between runtimes. Damped scales keep a random model well conditioned.
+    `make_overcounted_video(name="cut.avi", num_frames=40, keep=20, **make_video_kwargs)`
+    writes an MPEG-4 AVI of `num_frames` frames and cuts the file at the start of frame
+    `keep`'s chunk: the header still says `num_frames`, `keep` frames decode (a download
+    cut short; OpenCV's sample tree.avi claims 444 frames and decodes 68).
     """
-    import keras
 
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.gamma.assign(rng.uniform(0.2, 0.5, layer.gamma.shape))
-            layer.moving_mean.assign(rng.normal(0, 0.1, layer.moving_mean.shape))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, layer.moving_variance.shape))
+    def factory(name: str = "cut.avi", num_frames: int = 40, keep: int = 20,
+                **kwargs) -> pathlib.Path:
+        path = make_video(name, num_frames=num_frames, codec="mpeg4", **kwargs)
+        data = path.read_bytes()
+        movi = data.index(b"movi")
+        chunks, at = [], movi
+        while len(chunks) < num_frames:  # one '00dc' chunk per video frame, in order
+            at = data.index(b"00dc", at + 1)
+            chunks.append(at)
+        path.write_bytes(data[: chunks[keep]])
+        return path
+
+    return factory
 
 
 @pytest.fixture(scope="session")
 def damp_batch_norm() -> Callable[..., None]:
-    """`damp_batch_norm(model, seed)`: see `_damp_batch_norm`."""
-    return _damp_batch_norm
+    """`damp_batch_norm(model, seed)`: see `tests.helpers.damp_batch_norm`."""
+    from tests.helpers import damp_batch_norm
+
+    return damp_batch_norm
 
 
 def pytest_configure(config):

@@ -89,8 +89,9 @@ class InterTemporalInteraction(keras.layers.Layer):
         self.gate_conv3.set_weights(source.gate_conv3.get_weights())
         self.pos_embed.set_weights(source.pos_embed.get_weights())
 
-    def compute_output_shape(self, input_shape, focused_shape=None):
-        return (*input_shape[:3], self.out_channels)
+    def compute_output_shape(self, inputs_shape, focused_shape=None):
+        # Argument names follow `call` (Keras matches `<name>_shape` for several inputs).
+        return (*inputs_shape[:3], self.out_channels)
 
     def get_config(self):
         return {

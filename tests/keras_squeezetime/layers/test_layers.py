@@ -8,54 +8,40 @@ import pytest
 
 from keras_squeezetime import layers as st_layers
 from keras_squeezetime.layers.positional import align_corners_matrix
+from tests.helpers import run_layer_test
 
 RNG = np.random.default_rng(0)
 
+
+def _data(*shape):
+    return np.random.default_rng(len(shape) + sum(shape)).normal(size=shape).astype("float32")
+
+
+# (class, constructor arguments, input(s), output shape, has trainable weights)
 CASES = [
-    (st_layers.VideoNormalization, {}, (2, 3, 8, 8, 3)),
-    (st_layers.VideoNormalization, {"folded": True}, (2, 3, 8, 8, 3)),
-    (st_layers.SpatialBias, {}, (2, 4, 4, 8)),
-    (st_layers.TimeToChannel, {}, (2, 3, 8, 8, 3)),
-    (st_layers.PositionalEmbedding, {"size": 6}, (2, 4, 4, 16)),
-    (st_layers.TemporalFocus, {"channels": 8}, (2, 4, 4, 8)),
-    (st_layers.InterTemporalInteraction, {"out_channels": 8, "pos_embed_size": 4}, None),
-    (st_layers.ChannelTimeLearning, {"out_channels": 8, "pos_embed_size": 4}, (2, 4, 4, 8)),
-    (st_layers.CTLBottleneck, {"planes": 4, "pos_embed_size": 4, "strides": 2}, (2, 8, 8, 8)),
-    (st_layers.CTLBottleneck, {"planes": 4, "pos_embed_size": 4}, (2, 4, 4, 16)),
-    (st_layers.ClassificationHead, {"num_classes": 5, "activation": None}, (2, 3, 3, 8)),
+    (st_layers.VideoNormalization, {}, _data(2, 3, 8, 8, 3), (2, 3, 8, 8, 3), False),
+    (st_layers.VideoNormalization, {"folded": True}, _data(2, 3, 8, 8, 3), (2, 3, 8, 8, 3), False),
+    (st_layers.SpatialBias, {}, _data(2, 4, 4, 8), (2, 4, 4, 8), True),
+    (st_layers.TimeToChannel, {}, _data(2, 3, 8, 8, 3), (2, 8, 8, 9), False),
+    (st_layers.PositionalEmbedding, {"size": 6}, _data(2, 4, 4, 16), (2, 4, 4, 16), True),
+    (st_layers.TemporalFocus, {"channels": 8}, _data(2, 4, 4, 8), (2, 1, 1, 8), True),
+    (st_layers.InterTemporalInteraction, {"out_channels": 8, "pos_embed_size": 4},
+     (_data(2, 4, 4, 8), _data(2, 4, 4, 8) * 0.5), (2, 4, 4, 8), True),
+    (st_layers.ChannelTimeLearning, {"out_channels": 8, "pos_embed_size": 4}, _data(2, 4, 4, 8),
+     (2, 4, 4, 8), True),
+    (st_layers.CTLBottleneck, {"planes": 4, "pos_embed_size": 4, "strides": 2},
+     _data(2, 8, 8, 8), (2, 4, 4, 16), True),
+    (st_layers.CTLBottleneck, {"planes": 4, "pos_embed_size": 4}, _data(2, 4, 4, 16),
+     (2, 4, 4, 16), True),
+    (st_layers.ClassificationHead, {"num_classes": 5, "activation": None}, _data(2, 3, 3, 8),
+     (2, 5), True),
 ]
 
 
-def _call(layer, shape):
-    if isinstance(layer, st_layers.InterTemporalInteraction):
-        x = RNG.normal(size=(2, 4, 4, 8)).astype("float32")
-        return layer(x, x * 0.5)
-    return layer(RNG.normal(size=shape).astype("float32"))
-
-
-@pytest.mark.parametrize("cls,kwargs,shape", CASES, ids=lambda v: getattr(v, "__name__", None))
-def test_layer_is_registered_and_round_trips(cls, kwargs, shape):
-    assert keras.saving.get_registered_name(cls) == f"keras_squeezetime>{cls.__name__}"
-    layer = cls(**kwargs)
-    out = _call(layer, shape)
-    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(clone) is cls and clone.get_config() == layer.get_config()
-    # Same weights -> same output (inference mode, so dropout and BN statistics are fixed).
-    np.random.seed(1)
-    x = RNG.normal(size=shape or (2, 4, 4, 8)).astype("float32")
-    if isinstance(layer, st_layers.InterTemporalInteraction):
-        expected = layer(x, x * 0.5)
-        clone(x, x * 0.5)
-        clone.set_weights(layer.get_weights())
-        actual = clone(x, x * 0.5)
-    else:
-        expected = layer(x)
-        clone(x)
-        clone.set_weights(layer.get_weights())
-        actual = clone(x)
-    np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-6, atol=1e-6)
-    if shape is not None:
-        assert tuple(out.shape) == tuple(layer.compute_output_shape(shape))
+@pytest.mark.parametrize("cls,kwargs,data,shape,trainable", CASES,
+                         ids=[f"{case[0].__name__}-{i}" for i, case in enumerate(CASES)])
+def test_layer(cls, kwargs, data, shape, trainable):
+    run_layer_test(cls, kwargs, data, expected_output_shape=shape, expect_trainable=trainable)
 
 
 def test_time_to_channel_uses_official_channel_order():
@@ -112,6 +98,7 @@ def test_head_activation_can_be_switched_to_logits():
 
 def test_temporal_focus_gates_lie_in_unit_interval():
     focus = st_layers.TemporalFocus(6)
-    gates = np.asarray(focus(RNG.normal(size=(3, 5, 5, 6)).astype("float32") * 10))
+    # Moderate inputs: a sigmoid of a large value rounds to exactly 1.0 in float32.
+    gates = np.asarray(focus(np.random.default_rng(5).normal(size=(3, 5, 5, 6)).astype("float32")))
     assert gates.shape == (3, 1, 1, 6)
     assert (gates > 0).all() and (gates < 1).all()
