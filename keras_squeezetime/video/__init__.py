@@ -1,10 +1,17 @@
-"""Video files: PyAV decoding and encoding, and frame-index sampling."""
+"""Video files: PyAV decoding and encoding, frame-index sampling, and clips for a model."""
 
-from keras_squeezetime.video.decode import VideoDecodeError, VideoInfo, probe_video, read_frames
-from keras_squeezetime.video.sampling import dense_indices, multi_clip_indices, uniform_indices
+from keras_squeezetime.video.decode import (
+    FrameCountError,
+    VideoDecodeError,
+    VideoInfo,
+    probe_video,
+    read_frames,
+)
+from keras_squeezetime.video.frame_indices import dense_indices, multi_clip_indices, uniform_indices
 from keras_squeezetime.video.writer import write_video
 
 __all__ = [
+    "FrameCountError",
     "VideoDecodeError",
     "VideoInfo",
     "dense_indices",

@@ -31,6 +31,24 @@ class VideoDecodeError(Exception):
         return (type(self), (self.path, self.reason))
 
 
+class FrameCountError(VideoDecodeError):
+    """Frames were requested past the end of what the video decodes to.
+
+    Headers can over-count (OpenCV's sample `tree.avi` claims 444 frames and decodes 68;
+    a file cut short keeps its header's count): `decoded` is the count that exists, so a
+    caller can sample again from it.
+    """
+
+    def __init__(self, path: str | os.PathLike, requested: int, decoded: int):
+        self.requested = int(requested)
+        self.decoded = int(decoded)
+        super().__init__(path, f"frame index {self.requested} requested but the video decodes "
+                               f"to {self.decoded} frames")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.requested, self.decoded))
+
+
 @dataclasses.dataclass(frozen=True)
 class VideoInfo:
     """What `probe_video` learns about a file's first video stream.
@@ -38,7 +56,8 @@ class VideoInfo:
     Attributes:
       path: the file.
       num_frames: frames in the stream, from the container header, or by counting
-        packets when the header has no count (WebM, MKV).
+        packets when the header has no count (WebM, MKV). A header can over-count:
+        `read_frames` then raises `FrameCountError` with the count that decodes.
       fps: average frame rate of the stream.
       duration: seconds.
       width: display width, i.e. after the rotation is applied.
@@ -125,8 +144,9 @@ def read_frames(
       max_frames: keep at most the first `max_frames` frames of the sequence.
 
     Raises:
-      VideoDecodeError: the file is missing or broken, decodes to no frame, or a
-        requested index is past the frames it decodes to.
+      FrameCountError: a requested index is past the frames the video decodes to (its
+        `decoded` attribute says how many do).
+      VideoDecodeError: the file is missing or broken, or decodes to no frame.
     """
     path = os.fspath(path)
     if fps is not None and fps <= 0:
@@ -177,9 +197,7 @@ def read_frames(
     if count == 0:
         raise VideoDecodeError(path, "the video stream holds no decodable frame")
     if wanted is not None and last_needed >= count:
-        raise VideoDecodeError(
-            path, f"frame index {last_needed} requested but the video decodes to {count} frames"
-        )
+        raise FrameCountError(path, last_needed, count)
     return np.stack(outputs)
 
 
