@@ -25,9 +25,10 @@ _EXPORTS = {
     "load_labels": "keras_squeezetime.labels",
     "preprocess_input": "keras_squeezetime.preprocessing",
     "layers": "keras_squeezetime.layers",
-    "predict_video": "keras_squeezetime.inference",
-    "predict_long_video": "keras_squeezetime.inference",
-    "load_predictor": "keras_squeezetime.predictor",
+    "load_model": "keras_squeezetime.model_loading",
+    "predict_video": "keras_squeezetime.apps.prediction",
+    "predict_long_video": "keras_squeezetime.apps.timeline",
+    "load_predictor": "keras_squeezetime.apps.predictor",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -48,9 +49,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_squeezetime import layers
+    from keras_squeezetime.apps.prediction import predict_video
+    from keras_squeezetime.apps.predictor import load_predictor
+    from keras_squeezetime.apps.timeline import predict_long_video
     from keras_squeezetime.builder import SqueezeTime
     from keras_squeezetime.folding import fold_batch_norm
-    from keras_squeezetime.inference import predict_long_video, predict_video
     from keras_squeezetime.labels import decode_predictions, load_labels
-    from keras_squeezetime.predictor import load_predictor
+    from keras_squeezetime.model_loading import load_model
     from keras_squeezetime.preprocessing import preprocess_input

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from keras_squeezetime.predictor import ClipSettings
+from keras_squeezetime.model_config import ClipSettings
 
 # Fewer clips than this cannot give stable int8 ranges: the calibrated min/max of a tensor
 # would follow a handful of clips.

@@ -23,7 +23,7 @@ def define_clip_flags() -> None:
 
 def predictor_from_flags():
     """`load_predictor` for `--model` and `--labels` with the clip flags as overrides."""
-    from keras_squeezetime.predictor import load_predictor
+    from keras_squeezetime.apps.predictor import load_predictor
 
     return load_predictor(FLAGS.model, FLAGS.labels, FLAGS.frames, FLAGS["frame-interval"].value,
                           FLAGS["image-size"].value, FLAGS["short-side"].value)

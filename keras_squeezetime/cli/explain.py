@@ -12,6 +12,8 @@ at its first layer), drawn over every frame; saliency maps are per frame. `--mod
 a `.keras` file or model folder, an official `.pth` or a preset: a `.tflite` export
 has no gradients.
 
+The work is `keras_squeezetime.apps.explain.explain_video` and its `save_grid`/`save_gif`.
+
 Exit status: 0 on success, 1 when a video could not be read, 2 when the model or the
 labels cannot be used.
 """
@@ -24,7 +26,7 @@ import sys
 
 from absl import app, flags
 
-from keras_squeezetime.cli.clip_flags import define_clip_flags, predictor_from_flags
+from keras_squeezetime.cli.clip_flags import define_clip_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, ".keras file or model folder, official .pth, or preset.")
@@ -53,44 +55,25 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         raise app.UsageError("usage: squeezetime-explain VIDEO --model MODEL [--output DIR]")
     video = argv[1]
-    # Cheap checks come before the (slow) model load, so mistakes are reported at once.
-    from keras_squeezetime.predictor import model_kind
-    from keras_squeezetime.video.decode import VideoDecodeError, probe_video
+    from keras_squeezetime.apps.explain import explain_video
+    from keras_squeezetime.video.decode import VideoDecodeError
 
     try:
-        if model_kind(FLAGS.model) == "tflite":
-            raise ValueError(f"{FLAGS.model} is a .tflite export, which has no gradients: pass "
-                             "the .keras model (or the .pth / preset) it was exported from.")
         os.makedirs(FLAGS.output, exist_ok=True)
-    except (FileNotFoundError, ValueError, OSError) as error:
-        _error(error)
-        return 2
-    try:
-        probe_video(video)
-    except VideoDecodeError as error:
-        _error(error)
-        return 1
-    try:
-        predictor = predictor_from_flags()
-        class_index = FLAGS["class-index"].value
-        if class_index is not None and class_index >= predictor.num_classes:
-            raise ValueError(f"--class-index {class_index} is out of range: the model has "
-                             f"{predictor.num_classes} classes.")
-    except (FileNotFoundError, ValueError) as error:
-        _error(error)
-        return 2
-
-    from keras_squeezetime.explain import explain_video
-
-    try:
-        explanation = explain_video(video, predictor, class_index,
-                                    smooth_samples=FLAGS["smooth-samples"].value)
+        explanation = explain_video(
+            video, FLAGS.model, FLAGS["class-index"].value, labels=FLAGS.labels,
+            frames=FLAGS.frames, frame_interval=FLAGS["frame-interval"].value,
+            image_size=FLAGS["image-size"].value, short_side=FLAGS["short-side"].value,
+            smooth_samples=FLAGS["smooth-samples"].value)
         stem = os.path.join(FLAGS.output, os.path.splitext(os.path.basename(video))[0])
         png = explanation.save_grid(stem + ".explain.png", max_rows=FLAGS["max-rows"].value)
         gif = explanation.save_gif(stem + ".explain.gif")
-    except (VideoDecodeError, ValueError, OSError) as error:
+    except VideoDecodeError as error:
         _error(error)
         return 1
+    except (OSError, ValueError) as error:  # the model, the labels or the output folder
+        _error(error)
+        return 2
     if FLAGS.json:
         print(json.dumps({
             "video": video, "class_index": explanation.class_index, "label": explanation.label,

@@ -8,7 +8,9 @@ Examples:
   squeezetime-predict match.mp4 --model kinetics400 --long --window-stride 16 --output out/
 
 `--model` is a `.keras` file or a folder holding `model.keras` (with its `config.json`),
-a `.tflite` export, an official `.pth` checkpoint or a preset name. `--long` writes
+a `.tflite` export, an official `.pth` checkpoint or a preset name. Each video is
+classified by `keras_squeezetime.predict_video` (with `--long`,
+`keras_squeezetime.predict_long_video` and `Timeline.save`). `--long` writes
 `<video>.timeline.csv` (segments), `<video>.windows.csv`, `<video>.timeline.json`
 and `<video>.timeline.png` into `--output`.
 
@@ -59,19 +61,13 @@ def _format_ranking(predictions) -> str:
                      for rank, p in enumerate(predictions, start=1))
 
 
-def _run_long(video: str, predictor, stride: int | None, output: str) -> dict:
-    from keras_squeezetime.inference import predict_long_video
+def _run_long(video: str, predictor) -> dict:
+    from keras_squeezetime.apps.timeline import predict_long_video
 
-    timeline = predict_long_video(video, predictor, window_stride=stride,
+    timeline = predict_long_video(video, predictor, window_stride=FLAGS["window-stride"].value,
                                   min_score=FLAGS["min-score"].value,
                                   min_windows=FLAGS["min-windows"].value)
-    stem = os.path.join(output, os.path.splitext(os.path.basename(video))[0])
-    files = {
-        "segments_csv": timeline.to_csv(stem + ".timeline.csv"),
-        "windows_csv": timeline.to_csv(stem + ".windows.csv", what="windows"),
-        "json": timeline.to_json(stem + ".timeline.json", top=FLAGS.top),
-        "png": timeline.plot_png(stem + ".timeline.png"),
-    }
+    files = timeline.save(FLAGS.output, top=FLAGS.top)
     if not FLAGS.json:
         print(f"{video}: {len(timeline.starts)} windows, {len(timeline.segments)} segments")
         for s in timeline.segments:
@@ -84,24 +80,9 @@ def main(argv: list[str]) -> int:
     videos = argv[1:]
     if not videos:
         raise app.UsageError("usage: squeezetime-predict VIDEO... --model MODEL [--json] [--long]")
-    # Cheap checks come before the (slow) model load, so mistakes are reported at once.
-    from keras_squeezetime.predictor import model_kind
-    from keras_squeezetime.video.decode import VideoDecodeError, probe_video
+    from keras_squeezetime.apps.prediction import predict_video
+    from keras_squeezetime.video.decode import VideoDecodeError
 
-    try:
-        model_kind(FLAGS.model)
-    except (FileNotFoundError, ValueError) as error:
-        _error(error)
-        return 2
-    unreadable = {}
-    for video in videos:
-        try:
-            probe_video(video)
-        except VideoDecodeError as error:
-            _error(error)
-            unreadable[video] = str(error)
-    if len(unreadable) == len(videos):
-        return 1
     if FLAGS.long:
         try:
             os.makedirs(FLAGS.output, exist_ok=True)
@@ -110,21 +91,14 @@ def main(argv: list[str]) -> int:
             return 2
     try:
         predictor = predictor_from_flags()
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:  # FileNotFoundError and download failures included
         _error(error)
         return 2
-
-    from keras_squeezetime.inference import predict_video
-
-    results, failed = [], bool(unreadable)
+    results, failed = [], False
     for video in videos:
-        if video in unreadable:
-            results.append({"video": video, "error": unreadable[video]})
-            continue
         try:
             if FLAGS.long:
-                results.append(_run_long(video, predictor, FLAGS["window-stride"].value,
-                                         FLAGS.output))
+                results.append(_run_long(video, predictor))
                 continue
             prediction = predict_video(video, predictor, top=FLAGS.top,
                                        num_clips=FLAGS["num-clips"].value)

@@ -82,6 +82,25 @@ def test_long_writes_a_timeline(model_dir, video, tmp_path):
     assert (out / "clip.timeline.png").stat().st_size > 1000
 
 
+def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(model_dir,
+                                                                    make_overcounted_video,
+                                                                    tmp_path):
+    """As OpenCV's tree.avi (header 444 frames, 68 decode): clips and windows from 20 frames."""
+    video = make_overcounted_video(num_frames=40, keep=20, height=64, width=80)
+    result = _predict(video, "--model", model_dir, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 8 frames every 4th span 29 > 20 frames: one window at 0, wrapping around (mmaction).
+    assert json.loads(result.stdout)[0]["frame_indices"] == [[0, 4, 8, 12, 16, 0, 4, 8]]
+    out = tmp_path / "long"
+    result = _predict(video, "--model", model_dir, "--long", "--frame-interval=2",
+                      "--window-stride=5", f"--output={out}", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [timeline] = json.loads(result.stdout)
+    # 15-frame windows every 5th over the 20 frames that decode: 0 and 5 (ending at 20).
+    assert timeline["num_frames"] == 20
+    assert [w["start_frame"] for w in timeline["windows"]] == [0, 5]
+
+
 def test_missing_and_corrupt_videos(model_dir, make_broken_file, tmp_path):
     result = _predict(tmp_path / "missing.mp4", "--model", model_dir)
     _assert_one_error_line(result, "missing.mp4", "no such file")

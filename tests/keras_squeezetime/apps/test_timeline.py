@@ -1,4 +1,4 @@
-"""`predict_video` and `predict_long_video` on real encoded videos, against independent references."""
+"""`predict_long_video` and the timeline it returns, on real encoded videos."""
 
 from __future__ import annotations
 
@@ -11,55 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_squeezetime.inference import (
-    center_crop,
-    merge_segments,
-    predict_long_video,
-    predict_video,
-    window_starts,
-)
-from keras_squeezetime.predictor import load_predictor
+from keras_squeezetime.apps.timeline import merge_segments, predict_long_video, window_starts
 from keras_squeezetime.video.decode import VideoDecodeError
-
-NAMES = [f"action {i}" for i in range(10)]
 
 
 def _decode_all(path) -> np.ndarray:
     """Every frame, decoded straight with PyAV (not through the package's decoder)."""
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-
-
-def _softmax(logits) -> np.ndarray:
-    logits = np.asarray(logits, dtype=np.float64)
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
-
-
-@pytest.fixture(scope="module")
-def official(parity):
-    """The official 10-class fixture, 16 frames every 2nd, no resize (64 px short side)."""
-    return load_predictor(parity["pth"], labels=NAMES, image_size=64, frame_interval=2,
-                          short_side=64)
-
-
-@pytest.fixture
-def textured_video(make_video):
-    """40 frames of 64x96 smooth moving gradients (survive H.264 well, differ per frame)."""
-    y, x = np.mgrid[0:64, 0:96]
-    frames = np.stack([
-        np.stack([(x * 2 + 5 * t) % 256, (y * 3 + 7 * t) % 256, (x + y + 11 * t) % 256], -1)
-        for t in range(40)
-    ]).astype(np.uint8)
-    return make_video("textured.mp4", frames=frames, fps=10)
-
-
-def test_center_crop_takes_the_middle():
-    frames = np.arange(2 * 5 * 8 * 3).reshape(2, 5, 8, 3)
-    crop = center_crop(frames, 4)
-    np.testing.assert_array_equal(crop, frames[:, 0:4, 2:6])
-    with pytest.raises(ValueError, match="Cannot crop 6x6 from 5x8"):
-        center_crop(frames, 6)
 
 
 def test_window_starts_cover_the_video():
@@ -87,65 +46,6 @@ def test_merge_segments_merges_runs_and_applies_thresholds():
     assert [s.first_window for s in merge_segments(probabilities, starts, ends, 10,
                                                    min_windows=2)] == [0, 2]
     assert merge_segments(np.array([a]), [0], [5], 10)[0].end_time == 0.5
-
-
-def test_predict_video_matches_the_model_on_independently_sampled_clips(official, textured_video):
-    result = predict_video(textured_video, official, top=3)
-    # mmaction test clip: spans (16 - 1) * 2 + 1 = 31 frames, offset (40 - 31) // 2 = 4,
-    # then every 2nd frame.
-    indices = 4 + 2 * np.arange(16)
-    np.testing.assert_array_equal(result.frame_indices, indices[None])
-    frames = _decode_all(textured_video)
-    clip = frames[indices][:, :, 16:80].astype("float32")  # 64x96 -> centre 64x64
-    expected = official.keras_model.predict(clip[None], verbose=0)[0]
-    np.testing.assert_allclose(result.probabilities, expected, atol=1e-5)
-    order = np.argsort(-expected)[:3]
-    assert [p.index for p in result.top] == order.tolist()
-    assert [p.label for p in result.top] == [NAMES[i] for i in order]
-    assert result.top[0].probability == pytest.approx(float(expected[order[0]]), abs=1e-5)
-
-    # Three clips: offsets 0, 4, 9 (round(k * 9 / 2), half to even, up to 40 - 31),
-    # probabilities averaged.
-    multi = predict_video(textured_video, official, num_clips=3)
-    clips = np.stack([frames[o + 2 * np.arange(16)][:, :, 16:80] for o in (0, 4, 9)])
-    expected = official.keras_model.predict(clips.astype("float32"), verbose=0).mean(axis=0)
-    np.testing.assert_allclose(multi.probabilities, expected, atol=1e-5)
-
-
-def test_predict_video_resizes_the_short_side_like_pil(parity, textured_video):
-    predictor = load_predictor(parity["pth"], labels=NAMES, image_size=64, frame_interval=2,
-                               short_side=80)
-    result = predict_video(textured_video, predictor)
-    frames = _decode_all(textured_video)[4 + 2 * np.arange(16)]
-    # 64x96 -> 80x120, then the centre 64x64: rows 8..72, columns 28..92.
-    resized = np.stack([np.asarray(Image.fromarray(f).resize((120, 80), Image.BILINEAR))
-                        for f in frames])
-    clip = resized[:, 8:72, 28:92].astype("float32")
-    expected = predictor.keras_model.predict(clip[None], verbose=0)[0]
-    # Two bilinear resamplers (swscale, PIL): close, not identical.
-    np.testing.assert_allclose(result.probabilities, expected, atol=0.03)
-    assert result.top[0].index == int(np.argmax(expected))
-
-
-def test_head_bias_decides_a_saved_model(tmp_path, textured_video):
-    model = keras.Sequential([
-        keras.Input((4, 32, 32, 3), name="video"),
-        keras.layers.GlobalAveragePooling3D(),
-        keras.layers.Dense(3, activation="softmax", kernel_initializer="zeros",
-                           bias_initializer=keras.initializers.Constant([0.0, 3.0, 1.0])),
-    ])
-    folder = tmp_path / "run"
-    folder.mkdir()
-    model.save(folder / "model.keras")
-    (folder / "config.json").write_text(json.dumps({
-        "frames": 4, "frame_interval": 3, "image_size": 32, "short_side": 40, "num_classes": 3,
-        "class_names": ["swim", "dance", "climb"]}))
-    result = predict_video(textured_video, folder, top=2)
-    expected = _softmax([0.0, 3.0, 1.0])
-    assert [(p.index, p.label) for p in result.top] == [(1, "dance"), (2, "climb")]
-    assert result.top[0].probability == pytest.approx(expected[1], abs=1e-6)
-    # mmaction test clip from config.json's interval: (40 - ((4 - 1) * 3 + 1)) // 2 = 15.
-    np.testing.assert_array_equal(result.frame_indices[0], [15, 18, 21, 24])
 
 
 def _brightness_model(frames: int, size: int) -> keras.Model:
@@ -201,8 +101,23 @@ def test_short_video_gets_one_wrapped_window(make_video):
     assert len(timeline.segments) == 1 and timeline.segments[0].end_time == pytest.approx(5 / 25)
 
 
-def test_unreadable_videos_raise_decode_errors(official, make_broken_file, tmp_path):
-    with pytest.raises(VideoDecodeError, match="missing.mp4.*no such file"):
-        predict_video(tmp_path / "missing.mp4", official)
+def test_windows_cover_the_frames_that_decode(make_overcounted_video, tmp_path):
+    # The header claims 60 frames; 30 decode (dark 0-14, bright 15-29).
+    frames = np.full((60, 32, 32, 3), 20, np.uint8)
+    frames[15:] = 230
+    video = make_overcounted_video(num_frames=60, keep=30, frames=frames, fps=10)
+    timeline = predict_long_video(video, _brightness_model(4, 32), window_stride=4,
+                                  labels=["dark", "bright"], frame_interval=2, short_side=32)
+    assert timeline.num_frames == 30
+    # Windows of 7 frames every 4th up to 23, one more ending at frame 30.
+    np.testing.assert_array_equal(timeline.starts, [0, 4, 8, 12, 16, 20, 23])
+    assert timeline.ends[-1] == 30 and timeline.segments[-1].end_time == pytest.approx(3.0)
+    assert [s.label for s in timeline.segments] == ["dark", "bright"]
+    files = timeline.save(tmp_path / "out", top=1)
+    assert sorted(files) == ["json", "png", "segments_csv", "windows_csv"]
+    assert json.loads(open(files["json"]).read())["num_frames"] == 30
+
+
+def test_unreadable_video_raises_a_decode_error(make_broken_file):
     with pytest.raises(VideoDecodeError, match="text.mp4"):
-        predict_long_video(make_broken_file("text"), official)
+        predict_long_video(make_broken_file("text"), _brightness_model(4, 32))

@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_squeezetime.explain import explain_video, overlay
-from keras_squeezetime.predictor import load_predictor
+from keras_squeezetime.apps.explain import explain_clip, explain_video, overlay
+from keras_squeezetime.apps.predictor import load_predictor
+from tests.helpers import calibrate_batch_norm, tiny_squeezetime, varied_clips
 
 NAMES = [f"action {i}" for i in range(10)]
 # tf-keras-vis imports zoom from a deprecated SciPy namespace.
@@ -79,17 +80,42 @@ def test_grid_png_and_gif(explanation, tmp_path):
 
 
 def test_explicit_class_and_tflite_rejection(official, explanation, tmp_path):
-    from keras_squeezetime.explain import explain_clip
-
     _, cam, index, probability = explain_clip(official.keras_model,
                                               explanation.frames.astype("float32"), class_index=3)
     probabilities = official.predict_clips(explanation.frames[None].astype("float32"))[0]
     assert index == 3 and probability == pytest.approx(float(probabilities[3]), abs=1e-5)
     assert cam.shape == (64, 64) and np.isfinite(cam).all()
-    with pytest.raises(ValueError, match="class_index must be in \\[0, 10\\)"):
+    with pytest.raises(ValueError, match=r"class_index 10 is out of range.*\[0, 10\)"):
         explain_clip(official.keras_model, explanation.frames.astype("float32"), class_index=10)
-    with pytest.raises(ValueError, match="need gradients"):
+    with pytest.raises(ValueError, match="model.tflite is a .tflite export, which has no gradients"):
         explain_video(tmp_path / "clip.mp4", tmp_path / "model.tflite")
+
+
+def test_gradcam_plus_plus_matches_a_hand_computation():
+    """GradCAM++ worked out by hand for this head, against what explain_clip returns.
+
+    The score is logit_c = sum_k W_kc mean_ij A_kij (global average pool, linear head), so
+    its gradient is g_k = W_kc / (h w) at every position. GradCAM++'s alphas are then
+    g^2 / (2 g^2 + g^3 sum_ij A_k) / (their spatial sum) = 1 / (h w), its channel weights
+    sum_ij relu(exp(S) g_k) / (h w) = exp(S) relu(g_k), and the map, normalised to [0, 1],
+    is relu(sum_k relu(W_kc) A_k): the positive-weight class activation map.
+    """
+    model = tiny_squeezetime(input_shape=(4, 96, 96, 3), num_classes=3)
+    calibrate_batch_norm(model, varied_clips(16, frames=4, size=96, seed=7))
+    clip = varied_clips(1, frames=4, size=96, seed=8)[0]
+    features = np.asarray(keras.Model(model.input, model.get_layer("stage4_block3").output)(
+        clip[None], training=False))[0]  # (3, 3, 128)
+    kernel = np.asarray(model.get_layer("head").fc.kernel)
+    _, cam, index, _ = explain_clip(model, clip, class_index=1)
+    assert index == 1
+    low = np.maximum((features * np.maximum(kernel[:, 1], 0)).sum(axis=-1), 0)
+    low = (low - low.min()) / (low.max() - low.min() + 1e-7)
+    assert low.std() > 0.1  # a map with structure, not a constant
+    resized = np.asarray(Image.fromarray(low.astype(np.float32)).resize((96, 96), Image.BILINEAR))
+    expected = (resized - resized.min()) / (resized.max() - resized.min())
+    np.testing.assert_allclose(cam, expected, atol=1e-4)
+    # Another class weighs the channels otherwise: a different map.
+    assert np.abs(explain_clip(model, clip, class_index=2)[1] - cam).mean() > 0.05
 
 
 def test_overlay_blends_half_and_half():

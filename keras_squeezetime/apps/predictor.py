@@ -1,0 +1,262 @@
+"""One `Predictor` over every model kind: a preset name, an official `.pth`, a `.keras` file,
+a trained model's folder, a `.weights.h5` with its `config.json`, and a `.tflite` export.
+
+A predictor runs clips and knows how clips must be made for it (`ClipSettings`) and the
+class names. Keras kinds are loaded by `model_loading.load_model`; a `.tflite` is run by
+the LiteRT runner of `keras_squeezetime.tflite`. Settings follow `ModelConfig`'s one rule:
+defaults < `config.json` (and, for a `.tflite`, the settings embedded at export) < what
+the model fixes < explicit arguments. Class names come from the model's configuration
+(`config.json`, a preset, an official checkpoint's class count), a `<name>.labels.txt`
+beside a `.tflite`, or the `labels` argument; a list whose length differs from the
+model's classes is an error, never a silent mislabelling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from keras_squeezetime import presets
+from keras_squeezetime.model_config import (  # noqa: F401  (ClipSettings re-exported)
+    KERAS_MODEL_FILE,
+    ClipSettings,
+    ModelConfig,
+    read_model_config,
+)
+from keras_squeezetime.model_loading import (
+    config_of_model,
+    load_model,
+    model_kind,
+    resized_model,
+)
+
+# Clips per Keras model call: bounds memory at full resolution.
+BATCH_SIZE = 8
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A loaded model of any kind behind one call: clips in, class probabilities out.
+
+    Attributes:
+      kind: the source's kind (`model_loading.MODEL_KINDS`); "keras" for an in-memory model.
+      source: the path or preset name it was loaded from.
+      settings: how clips must be made for it.
+      num_classes: classes of its output.
+      class_names: one name per class, or None when nothing names them.
+      keras_model: the Keras model (None for `.tflite`); gradients-based explanation needs it.
+      config: the model's configuration the settings were derived from.
+    """
+
+    kind: str
+    source: str
+    settings: ClipSettings
+    num_classes: int
+    class_names: list[str] | None
+    keras_model: Any = None
+    _run: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(default=None, repr=False)
+    config: ModelConfig = dataclasses.field(default_factory=ModelConfig, repr=False)
+
+    def label(self, index: int) -> str:
+        """The name of class `index`, or `"class <index>"` when the model has no names."""
+        return self.class_names[index] if self.class_names else f"class {index}"
+
+    def predict_clips(self, clips: np.ndarray) -> np.ndarray:
+        """Class probabilities `(N, num_classes)` of float pixel clips `(N, T, S, S, 3)` in [0, 255].
+
+        A model that outputs logits (no softmax) is normalised with a softmax, so the
+        result is always a distribution per clip.
+        """
+        clips = np.asarray(clips, dtype=np.float32)
+        expected = (self.settings.frames, self.settings.image_size, self.settings.image_size, 3)
+        if clips.ndim != 5 or clips.shape[1:] != expected:
+            raise ValueError(f"Expected clips of shape (N, {', '.join(map(str, expected))}); "
+                             f"got {clips.shape}.")
+        outputs = np.asarray(self._run(clips), dtype=np.float64)
+        if outputs.shape != (len(clips), self.num_classes):
+            raise ValueError(f"{self.source} returned shape {outputs.shape}; expected "
+                             f"({len(clips)}, {self.num_classes}).")
+        return _as_probabilities(outputs).astype(np.float32)
+
+
+def load_predictor(
+    model: "str | os.PathLike | Predictor | Any",
+    labels: str | os.PathLike | Sequence[str] | None = None,
+    frames: int | None = None,
+    frame_interval: int | None = None,
+    image_size: int | None = None,
+    short_side: int | None = None,
+) -> Predictor:
+    """Loads `model` (path, preset name, in-memory `keras.Model` or `Predictor`) as a `Predictor`.
+
+    Args:
+      model: a `.keras` file, a model folder, a `.weights.h5` with `config.json` beside,
+        a `.tflite` file, an official `.pth` checkpoint, a preset name, a `keras.Model`,
+        or a `Predictor` (returned as is when no other argument is given).
+      labels: class names (built-in list name, text file or sequence); overrides the
+        names found with the model.
+      frames: frames per clip. A model's frame count is fixed, so this must match it.
+      frame_interval: step between sampled frames.
+      image_size: crop side. Fixed by a `.tflite`; a Keras model is rebuilt at the new
+        size, a preset or `.pth` model is built at it.
+      short_side: short side before cropping; defaults to the configuration's ratio
+        (`image_size * 256 / 224` for the Kinetics recipe).
+
+    Raises:
+      FileNotFoundError: the model or label file does not exist.
+      ValueError: unsupported model kind, a setting the model cannot take, or class
+        names whose count differs from the model's classes.
+      presets.PresetDownloadError: a preset that cannot be downloaded.
+    """
+    overrides = {"frames": frames, "frame_interval": frame_interval, "image_size": image_size,
+                 "short_side": short_side}
+    if isinstance(model, Predictor):
+        if labels is None and all(v is None for v in overrides.values()):
+            return model
+        if model.keras_model is None:
+            raise ValueError("Re-configuring a .tflite Predictor: load it again from its path.")
+        names = model.class_names if labels is None else labels
+        return _from_keras_model(model.keras_model, model.source, model.kind, model.config,
+                                 names, overrides)
+    if not isinstance(model, (str, os.PathLike)):
+        return _from_keras_model(model, getattr(model, "name", "model"), "keras", None, labels,
+                                 overrides)
+    source = os.fspath(model)
+    kind = model_kind(source)
+    if kind == "preset" and presets.PRESETS[source]["num_classes"] is None:
+        raise ValueError(f"Preset {source!r} is a backbone without a classifier; it cannot "
+                         f"predict. Use one of {_classifier_presets()}.")
+    if labels is not None and not isinstance(labels, (list, tuple)):
+        _load_names(labels)  # a missing label file is reported before the (slow) model load
+    if kind == "tflite":
+        return _from_tflite(source, labels, overrides)
+    loaded = load_model(source, image_size=image_size, frames=frames)
+    if loaded.config.num_classes is None:
+        raise ValueError(f"{source} has no classification head (a backbone); it cannot "
+                         "predict classes.")
+    return _wrap_keras(loaded.model, source, loaded.kind, loaded.config, labels, overrides)
+
+
+def resolve_class_names(
+    labels: str | os.PathLike | Sequence[str] | None,
+    num_classes: int,
+    fallback: Sequence[str] | str | os.PathLike | None = None,
+    source: str = "the model",
+) -> list[str] | None:
+    """The class names for a model with `num_classes` outputs: `labels`, else `fallback`.
+
+    Raises:
+      ValueError: the chosen list does not have exactly `num_classes` names.
+    """
+    chosen = labels if labels is not None else fallback
+    if chosen is None:
+        return None
+    names = _load_names(chosen)
+    if len(names) != num_classes:
+        what = (f"label list {os.fspath(chosen)!r}" if isinstance(chosen, (str, os.PathLike))
+                else "label list")
+        raise ValueError(f"The {what} has {len(names)} names but {source} predicts "
+                         f"{num_classes} classes.")
+    return names
+
+
+def _load_names(labels) -> list[str]:
+    from keras_squeezetime.labels import load_labels
+
+    return load_labels(list(labels) if isinstance(labels, tuple) else labels)
+
+
+def _from_keras_model(keras_model, source: str, kind: str, config: ModelConfig | None, labels,
+                      overrides: dict) -> Predictor:
+    """An in-memory Keras model, rebuilt at `image_size` when that differs from its input."""
+    if overrides.get("image_size") is not None:
+        keras_model = resized_model(keras_model, int(overrides["image_size"]), source)
+    config = config_of_model(keras_model, config)
+    if overrides.get("frames") is not None and int(overrides["frames"]) != config.frames:
+        raise ValueError(f"{source} takes {config.frames}-frame clips (frames are squeezed into "
+                         f"channels); cannot use frames={overrides['frames']}.")
+    return _wrap_keras(keras_model, source, kind, config, labels, overrides)
+
+
+def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels,
+                overrides: dict) -> Predictor:
+    try:
+        settings = config.clip_settings("val", **overrides)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
+    if len(keras_model.output_shape) != 2:
+        raise ValueError(f"{source}: expected class scores (batch, classes); its output is "
+                         f"{tuple(keras_model.output_shape)} (a model without its head?).")
+    num_classes = int(keras_model.output_shape[-1])
+    names = resolve_class_names(labels, num_classes, config.class_names, source)
+
+    def run(clips: np.ndarray) -> np.ndarray:
+        # Calling the model directly (training=False) avoids predict()'s per-call tracing.
+        return np.concatenate([np.asarray(keras_model(clips[i:i + BATCH_SIZE], training=False))
+                               for i in range(0, len(clips), BATCH_SIZE)])
+
+    return Predictor(kind, source, settings, num_classes, names, keras_model, run, config)
+
+
+def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
+    """Runs a `.tflite` through the LiteRT runner of `keras_squeezetime.tflite`."""
+    # The one place the application floor reaches into the LiteRT package.
+    from keras_squeezetime.tflite import interpreter as litert
+    from keras_squeezetime.tflite.convert import OUTPUT_NAME
+    from keras_squeezetime.tflite.metadata import labels_path_for, read_metadata
+
+    try:
+        runner = litert.LiteRTModel(path)
+        with open(path, "rb") as handle:
+            embedded_names, embedded = read_metadata(handle.read())
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"Cannot open LiteRT model {path!r}: {error}") from error
+    shape = runner.input_shape
+    if len(shape) != 5 or shape[-1] != 3 or shape[2] != shape[3]:
+        raise ValueError(f"{path}: expected input (1, frames, size, size, 3); got {shape}.")
+    frames, size = shape[1], shape[2]
+    # config.json beside the file, then what the export embedded, then the input it fixes.
+    beside = read_model_config(path) or ModelConfig()
+    settings_keys = ("frames", "frame_interval", "image_size", "short_side")
+    recorded = {k: embedded[k] for k in settings_keys if embedded.get(k) is not None}
+    try:
+        config = beside.replace(**recorded).fixed_by_model(frames=frames, image_size=size)
+        settings = config.clip_settings("val", **overrides)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    if (settings.frames, settings.image_size) != (frames, size):
+        raise ValueError(f"{path} takes {frames} frames of {size}x{size} (fixed by the export); "
+                         f"cannot use frames={settings.frames}, image_size={settings.image_size}.")
+    outputs = runner.output_details
+    output_name = OUTPUT_NAME if OUTPUT_NAME in outputs else next(iter(outputs))
+    num_classes = int(outputs[output_name]["shape"][-1])
+    fallback = config.class_names or embedded_names
+    if fallback is None and os.path.isfile(labels_path_for(path)):
+        fallback = labels_path_for(path)
+    names = resolve_class_names(labels, num_classes, fallback, path)
+
+    def run(clips: np.ndarray) -> np.ndarray:
+        return np.stack([np.asarray(runner.run(clip)[output_name]).reshape(-1) for clip in clips])
+
+    return Predictor("tflite", path, settings, num_classes, names, None, run, config)
+
+
+def _as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Softmax of rows that are not already distributions (a model without activation)."""
+    is_distribution = (outputs.min(axis=1) >= 0) & (np.abs(outputs.sum(axis=1) - 1.0) < 1e-3)
+    if is_distribution.all():
+        return outputs
+    shifted = outputs - outputs.max(axis=1, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    return np.where(is_distribution[:, None], outputs, softmax)
+
+
+def _classifier_presets() -> list[str]:
+    return sorted(name for name, meta in presets.PRESETS.items() if meta["num_classes"])
+
+
+# Old names, kept for callers of `keras_squeezetime.predictor`.
+KERAS_MODEL_NAME = KERAS_MODEL_FILE
