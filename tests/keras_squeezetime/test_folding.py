@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime, fold_batch_norm
-
-
-def _relative_error(actual, expected):
-    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+from tests.helpers.parity import LOGITS_TOLERANCE
+from tests.helpers.parity import relative_error as _relative_error
 
 
 def test_folded_parity_model_matches_official(parity, tmp_path):
@@ -25,7 +23,7 @@ def test_folded_parity_model_matches_official(parity, tmp_path):
     # 104 BNs (4 of them per block's moving statistics pair) are gone: far fewer variables.
     assert len(folded.weights) < len(model.weights) // 2
     logits = folded.predict(parity["video"], verbose=0)
-    assert _relative_error(logits, parity["logits"]) <= 1e-4
+    assert _relative_error(logits, parity["logits"]) <= LOGITS_TOLERANCE
     folded.save(tmp_path / "folded.keras")
     restored = keras.saving.load_model(tmp_path / "folded.keras", safe_mode=True)
     np.testing.assert_array_equal(restored.predict(parity["video"], verbose=0), logits)
@@ -44,7 +42,7 @@ def test_folded_preprocessing_matches_official_on_raw_pixels(parity):
     assert folded.get_layer("normalization").folded
     assert folded.get_layer("stem_bias").bias.shape[:2] == folded.get_layer("stem_conv").output.shape[1:3]
     pixels = parity["video"] * np.asarray(PIXEL_STD) + np.asarray(PIXEL_MEAN)
-    assert _relative_error(folded.predict(pixels, verbose=0), parity["logits"]) <= 1e-4
+    assert _relative_error(folded.predict(pixels, verbose=0), parity["logits"]) <= LOGITS_TOLERANCE
     unfolded_input = fold_batch_norm(model, fold_preprocessing=False)
     assert not unfolded_input.get_layer("normalization").folded
     assert "stem_bias" not in {layer.name for layer in unfolded_input.layers}

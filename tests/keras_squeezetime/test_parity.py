@@ -11,11 +11,7 @@ from keras_squeezetime import SqueezeTime
 from keras_squeezetime.weights.checkpoint import load_state_dict
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict, official_targets
 
-TOLERANCE = 1e-4  # max abs error / max abs reference
-
-
-def relative_error(actual, expected) -> float:
-    return float(np.abs(np.asarray(actual) - expected).max() / np.abs(expected).max())
+from tests.helpers.parity import FEATURES_TOLERANCE, LOGITS_TOLERANCE, relative_error
 
 
 def _parity_model(parity, **kwargs):
@@ -33,7 +29,7 @@ def test_features_match_official(parity):
     model = _parity_model(parity, include_top=False, weights=parity["pth"])
     features = model.predict(parity["video"], verbose=0)
     assert features.shape == parity["features"].shape
-    assert relative_error(features, parity["features"]) <= TOLERANCE
+    assert relative_error(features, parity["features"]) <= FEATURES_TOLERANCE
 
 
 def test_logits_match_official(parity):
@@ -42,7 +38,7 @@ def test_logits_match_official(parity):
         weights=parity["pth"],
     )
     logits = model.predict(parity["video"], verbose=0)
-    assert relative_error(logits, parity["logits"]) <= TOLERANCE
+    assert relative_error(logits, parity["logits"]) <= LOGITS_TOLERANCE
     # Softmax head: same ranking and probabilities that sum to one.
     probs_model = _parity_model(parity, num_classes=10, weights=parity["pth"])
     probs = probs_model.predict(parity["video"], verbose=0)

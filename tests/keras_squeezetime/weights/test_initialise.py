@@ -1,23 +1,18 @@
-"""The builder's `weights` argument: presets (file:// URL), .pth, .weights.h5, .keras, errors."""
+"""The builder's `weights` argument (weights/initialise.py): presets, .pth, .weights.h5, .keras."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import warnings
 
 import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime
+from tests.helpers.parity import LOGITS_TOLERANCE, relative_error
 
 SMALL = dict(input_shape=(16, 112, 112, 3), width_multiplier=0.25, include_preprocessing=False)
 
 
-def _relative_error(actual, expected):
-    return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
 @pytest.fixture
@@ -33,7 +28,7 @@ def offline_release(parity, tmp_path, monkeypatch):
 
 def test_preset_downloads_converts_once_and_matches_official(parity, offline_release, tmp_path):
     model = SqueezeTime(**SMALL, num_classes=10, classifier_activation=None, weights="kinetics400")
-    assert _relative_error(model.predict(parity["video"], verbose=0), parity["logits"]) <= 1e-4
+    assert relative_error(model.predict(parity["video"], verbose=0), parity["logits"]) <= LOGITS_TOLERANCE
     cached = tmp_path / "keras_home" / "squeezetime" / "SqueezeTime_K400_71.64.pth"
     assert cached.exists() and cached.with_name(cached.name + ".npz").exists()
     # The second build reads the converted cache: the 'release' can be gone.
@@ -94,29 +89,3 @@ def test_keras_weight_files_load_through_builder(parity, tmp_path):
                                          r"source \(5, 5, 48, 16\), target \(5, 5, 48, 32\)"):
         SqueezeTime(**{**SMALL, "width_multiplier": 0.5}, num_classes=10,
                     weights=str(tmp_path / "m.keras"))
-
-
-def test_convert_cli_writes_loadable_weights(parity, tmp_path):
-    out = tmp_path / "fixture.weights.h5"
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_squeezetime.cli.convert", parity["pth"], str(out),
-         "--image_size", "112"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "width_multiplier=0.25" in result.stdout and out.exists()
-    model = SqueezeTime(**SMALL, num_classes=10, classifier_activation=None, weights=str(out))
-    assert _relative_error(model.predict(parity["video"], verbose=0), parity["logits"]) <= 1e-4
-
-
-def test_convert_cli_reports_bad_input_without_traceback(tmp_path):
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"PK\x03\x04 truncated")
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_squeezetime.cli.convert", str(bad), str(tmp_path / "o.weights.h5")],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 2
-    assert "bad.pth" in result.stderr and "Traceback" not in result.stderr
-    # Nothing partial is left behind: only the input remains.
-    assert sorted(os.listdir(tmp_path)) == ["bad.pth"]
