@@ -16,14 +16,12 @@ has imported TensorFlow is unsafe); the parent process only builds and writes re
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import dataclasses
 import hashlib
 import io
-import itertools
 import json
 import math
-import multiprocessing
 import os
 import time
 from typing import Any, Iterator, Sequence
@@ -32,7 +30,7 @@ from absl import logging
 
 from keras_squeezetime.training.annotations import VideoEntry
 from keras_squeezetime.video.decode import VideoDecodeError, probe_video, read_frames
-from keras_squeezetime.worker_imports import light_worker_imports
+from keras_squeezetime.worker_pool import TaskFailure, run_tasks
 
 MANIFEST_NAME = "manifest.json"
 # Bookkeeping next to the shards: the plan of this output and one status file per finished shard.
@@ -128,14 +126,11 @@ def prepare_dataset(
         for index in range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
     ]
     progress = _Progress(len(tasks), len(pending), workers, log_every)
-    pool = None
-    if workers > 1 and len(tasks) > 1:
-        with light_worker_imports():  # the workers only decode and encode: no Keras
-            pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)))
-        results = _pool_results(pool, tasks, window=4 * workers, timeout=video_timeout)
-    else:
-        results = map(_encode_entry, tasks)
-    try:
+    # The workers only decode and encode (no Keras); results come back in task order.
+    pool_workers = min(workers, len(tasks)) if len(tasks) > 1 else 1
+    with contextlib.closing(run_tasks(_encode_entry, tasks, pool_workers, window=4 * workers,
+                                      timeout=video_timeout)) as pool_results:
+        results = _with_indices(tasks, pool_results)
         for shard in pending:
             shard_entries = range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
             statuses[shard] = _write_shard(
@@ -143,10 +138,6 @@ def prepare_dataset(
                 progress,
             )
             progress.shard_done()
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
     progress.log(final=True)
 
     manifest = _manifest(entries, names, statuses, settings, shard_size, output, progress)
@@ -194,25 +185,11 @@ def _encode_entry(task: tuple[int, VideoEntry, PrepareSettings]) -> tuple[int, d
         return index, f"{type(error).__name__}: {error}"
 
 
-def _pool_results(pool, tasks, window: int, timeout: float) -> Iterator[tuple[int, dict | str]]:
-    """Yields results in task order, keeping at most `window` tasks in flight (bounded memory).
-
-    Unlike `Pool.imap`, a video whose worker died (e.g. a segfault in a decoder) or
-    hangs is reported as failed after `timeout` instead of blocking the job forever;
-    the pool replaces dead workers by itself.
-    """
-    in_flight: collections.deque = collections.deque()
-    upcoming = iter(tasks)
-    for task in itertools.islice(upcoming, window):
-        in_flight.append((task[0], pool.apply_async(_encode_entry, (task,))))
-    while in_flight:
-        index, pending = in_flight.popleft()
-        try:
-            yield pending.get(timeout)
-        except multiprocessing.TimeoutError:
-            yield index, f"no result after {timeout:.0f} s (worker hung or crashed)"
-        for task in itertools.islice(upcoming, 1):
-            in_flight.append((task[0], pool.apply_async(_encode_entry, (task,))))
+def _with_indices(tasks, results) -> Iterator[tuple[int, dict | str]]:
+    """`(index, result or failure reason)`; a task without result (a worker that hung or
+    died) is reported as failed with the pool's reason."""
+    for task, result in zip(tasks, results):
+        yield (task[0], result.reason) if isinstance(result, TaskFailure) else result
 
 
 def _write_shard(tf, records, entries, output, state_dir, name, shard_entries, results, progress):

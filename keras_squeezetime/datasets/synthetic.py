@@ -30,16 +30,14 @@ import colorsys
 import json
 import logging
 import math
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
 
 from keras_squeezetime.video.writer import write_video
-from keras_squeezetime.worker_imports import light_worker_imports
+from keras_squeezetime.worker_pool import Progress, TaskFailure, run_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -428,9 +426,8 @@ def _remove_partials(videos_dir: str) -> None:
                 os.remove(os.path.join(directory, name))
 
 
-def _encode_clip(
-    path: str, params: dict[str, Any], num_frames: int, height: int, width: int, fps: float
-) -> None:
+def _encode_clip(job: tuple[str, dict[str, Any], int, int, int, float]) -> None:
+    path, params, num_frames, height, width, fps = job
     directory, name = os.path.split(path)
     os.makedirs(directory, exist_ok=True)
     # Same extension so that PyAV picks the mp4 container; renamed only once complete.
@@ -448,43 +445,17 @@ def _encode_all(
     fps: float,
     workers: int,
 ) -> None:
-    progress = _Progress(len(clips))
+    progress = Progress(len(clips), "Synthetic videos", unit="clips", verb="written",
+                        every_seconds=5.0, log=logger.info)
     jobs = [
         (os.path.join(output_dir, c["path"]), c["params"], num_frames, height, width, fps)
         for c in clips
     ]
-    if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            _encode_clip(*job)
-            progress.step()
-        return
-    # Spawn, not fork: callers may already run TensorFlow threads, which fork can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with light_worker_imports(), ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for future in as_completed([pool.submit(_encode_clip, *job) for job in jobs]):
-            future.result()
-            progress.step()
-
-
-class _Progress:
-    """Logs done/total, rate and ETA at most every few seconds."""
-
-    def __init__(self, total: int, every_seconds: float = 5.0):
-        self.total, self.done, self.every = total, 0, every_seconds
-        self.started = self.last = time.monotonic()
-
-    def step(self) -> None:
-        self.done += 1
-        now = time.monotonic()
-        if self.done < self.total and now - self.last < self.every:
-            return
-        self.last = now
-        rate = self.done / max(now - self.started, 1e-9)
-        eta = (self.total - self.done) / rate
-        logger.info(
-            "Synthetic videos: %d/%d written (%.1f clips/s, ETA %.0f s).",
-            self.done, self.total, rate, eta,
-        )
+    results = run_tasks(_encode_clip, jobs, workers=min(workers, max(1, len(jobs))))
+    for job, result in zip(jobs, results):
+        if isinstance(result, TaskFailure):  # rendering our own parameters failed: a bug
+            raise RuntimeError(f"Could not write {job[0]}: {result.reason}")
+        progress.step()
 
 
 def _log_start(total: int, todo: int) -> None:
