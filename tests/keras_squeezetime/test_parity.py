@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import keras
 import numpy as np
 import pytest
 
@@ -11,7 +12,12 @@ from keras_squeezetime import SqueezeTime
 from keras_squeezetime.weights.checkpoint import load_state_dict
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict, official_targets
 
-from tests.helpers.parity import FEATURES_TOLERANCE, LOGITS_TOLERANCE, relative_error
+from tests.helpers.parity import (
+    FEATURES_TOLERANCE,
+    LARGE_FEATURES_TOLERANCE,
+    LOGITS_TOLERANCE,
+    relative_error,
+)
 
 
 def _parity_model(parity, **kwargs):
@@ -74,3 +80,24 @@ def test_official_k400_key_list_maps_onto_full_model(parity_dir):
         assert tuple(targets[key].transform(value).shape) == tuple(targets[key].variable.shape), key
         used.add(key)
     assert used == set(targets), f"Keras variables without an official key: {set(targets) - used}"
+
+
+@pytest.mark.parametrize("height,width", [(286, 286), (97, 131)])
+def test_sizes_beyond_multiples_of_16_match_official(parity, parity_dir, height, width):
+    """HMDB51's 286 px test size, and an odd, non-square one (stem and pool round up, the
+    2x2 downsampling rounds down). Input drawn as the fixture's generator drew it."""
+    key = f"{height}x{width}"
+    with np.load(parity_dir / "squeezetime_w0.25_f16_sizes.npz") as golden:
+        features = np.transpose(golden[f"features_nchw_{key}"], (0, 2, 3, 1))
+        logits = golden[f"logits_{key}"]
+    index = [(286, 286), (97, 131)].index((height, width))
+    clip = np.random.default_rng([286, index]).uniform(-2.0, 2.0, (1, 16, height, width, 3))
+    model = SqueezeTime(input_shape=(16, height, width, 3), width_multiplier=0.25,
+                        include_preprocessing=False, num_classes=10, classifier_activation=None,
+                        weights=parity["pth"])
+    both = keras.Model(model.input, [model.get_layer("stage4_block3").output, model.output])
+    ours_features, ours_logits = (np.asarray(t) for t in both(clip.astype("float32")))
+    assert ours_features.shape == features.shape
+    bound = LARGE_FEATURES_TOLERANCE if height == 286 else FEATURES_TOLERANCE
+    assert relative_error(ours_features, features) <= bound
+    assert relative_error(ours_logits, logits) <= LOGITS_TOLERANCE
