@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import av
 import keras
 import numpy as np
 import pytest
@@ -12,14 +11,9 @@ import pytest
 from keras_squeezetime.apps.prediction import predict_video
 from keras_squeezetime.apps.predictor import load_predictor
 from keras_squeezetime.video.decode import VideoDecodeError
+from tests.helpers.videos import decode_native
 
 NAMES = [f"action {i}" for i in range(10)]
-
-
-def _decode_all(path) -> np.ndarray:
-    """Every frame, decoded straight with PyAV (not through the package's decoder)."""
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 def _softmax(logits) -> np.ndarray:
@@ -52,7 +46,7 @@ def test_predict_video_matches_the_model_on_independently_sampled_clips(official
     # then every 2nd frame.
     indices = 4 + 2 * np.arange(16)
     np.testing.assert_array_equal(result.frame_indices, indices[None])
-    frames = _decode_all(textured_video)
+    frames = decode_native(textured_video)
     clip = frames[indices][:, :, 16:80].astype("float32")  # 64x96 -> centre 64x64
     expected = official.keras_model.predict(clip[None], verbose=0)[0]
     np.testing.assert_allclose(result.probabilities, expected, atol=1e-5)

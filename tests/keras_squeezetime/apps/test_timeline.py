@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-import av
 import keras
 import numpy as np
 import pytest
@@ -13,12 +12,7 @@ from PIL import Image
 
 from keras_squeezetime.apps.timeline import merge_segments, predict_long_video, window_starts
 from keras_squeezetime.video.decode import VideoDecodeError
-
-
-def _decode_all(path) -> np.ndarray:
-    """Every frame, decoded straight with PyAV (not through the package's decoder)."""
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+from tests.helpers.videos import decode_native
 
 
 def test_window_starts_cover_the_video():
@@ -69,7 +63,7 @@ def test_long_video_timeline_follows_the_content(make_video, tmp_path):
     starts = np.append(np.arange(0, 54, 4), 53)
     np.testing.assert_array_equal(timeline.starts, starts)
     np.testing.assert_array_equal(timeline.ends, starts + 7)
-    clips = _decode_all(video)[starts[:, None] + 2 * np.arange(4)].astype("float32")
+    clips = decode_native(video)[starts[:, None] + 2 * np.arange(4)].astype("float32")
     np.testing.assert_allclose(timeline.probabilities, model.predict(clips, verbose=0), atol=1e-5)
     bright = (clips.mean(axis=(1, 2, 3, 4)) > 128)
     np.testing.assert_array_equal(timeline.probabilities.argmax(1), bright.astype(int))

@@ -3,7 +3,6 @@ from the frames that decode when the header over-counts."""
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 
@@ -11,12 +10,7 @@ from keras_squeezetime.model_config import ClipSettings
 from keras_squeezetime.video.clips import center_crop, load_clips, sample_crops, video_clips
 from keras_squeezetime.video.decode import FrameCountError, probe_video, read_frames
 from keras_squeezetime.video.frame_indices import multi_clip_indices
-
-
-def _decode_all(path) -> np.ndarray:
-    """Every frame at its native size, decoded straight with PyAV (not the package's decoder)."""
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+from tests.helpers.videos import decode_native
 
 
 def _bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -62,7 +56,7 @@ def test_resize_and_crop_match_an_independent_bilinear_resize(make_video, short_
     indices = np.array([[1, 3, 5, 7]])
     clip = load_clips(video, indices, settings)[0]
 
-    native = _decode_all(video)[indices[0]]
+    native = decode_native(video)[indices[0]]
     height, width = short_side, int(48 * short_side / 32 + 0.5)  # 32x48 -> short side
     top, left = (height - size) // 2, (width - size) // 2
     resized = np.stack([_bilinear(frame, height, width) for frame in native])
