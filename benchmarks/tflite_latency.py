@@ -84,7 +84,7 @@ def _variant_path(variant: str) -> str:
 
 
 def convert_one(variant: str) -> None:
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
 
     quantization, input_type = variant.split(":")
     clips = None

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_squeezetime.tflite.convert import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, SIGNATURE_KEY
+from keras_squeezetime.tflite.export import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, SIGNATURE_KEY
 from keras_squeezetime.tflite.tensor_quantization import dequantize_output, quantize_input
 
 _FLATBUFFER_ID = b"TFL3"

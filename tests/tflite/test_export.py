@@ -47,7 +47,7 @@ def model(damp_batch_norm):
 
 @pytest.fixture(scope="module")
 def fp32_export(model, tmp_path_factory):
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
 
     out = tmp_path_factory.mktemp("fp32") / "model.tflite"
     return export_tflite(model, out, "float32", class_names=NAMES,
@@ -90,7 +90,7 @@ def test_signature_labels_and_metadata(fp32_export):
 
 
 def test_int8_uint8_input(model, fp32_export, tmp_path):
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
     from keras_squeezetime.tflite.interpreter import LiteRTModel
 
     result = export_tflite(model, tmp_path / "int8.tflite", "int8", "uint8", _clips(32, seed=1))
@@ -108,7 +108,7 @@ def test_int8_uint8_input(model, fp32_export, tmp_path):
 
 
 def test_representative_shape_mismatch_leaves_nothing(model, tmp_path):
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
 
     wrong = np.zeros((8, FRAMES * 2, SIZE, SIZE, 3), np.float32)
     with pytest.raises(ValueError, match=r"does not match the model input"):
@@ -117,7 +117,7 @@ def test_representative_shape_mismatch_leaves_nothing(model, tmp_path):
 
 
 def test_int8_without_data_and_bad_options(model, tmp_path):
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
 
     with pytest.raises(ValueError, match="representative_dataset"):
         export_tflite(model, tmp_path / "x.tflite", "int8")

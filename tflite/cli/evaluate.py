@@ -37,7 +37,7 @@ def reference_logits(path: str, clips: np.ndarray) -> np.ndarray:
     import keras
 
     from keras_squeezetime.predictor import load_predictor
-    from keras_squeezetime.tflite.convert import _head
+    from keras_squeezetime.tflite.export import _head
 
     model = load_predictor(path).keras_model
     _head(model).activation = keras.activations.linear

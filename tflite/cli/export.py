@@ -32,7 +32,7 @@ from typing import NoReturn
 
 from absl import app, flags
 
-from keras_squeezetime.tflite.convert import QUANTIZATIONS
+from keras_squeezetime.tflite.export import QUANTIZATIONS
 
 ALL = "all"
 
@@ -184,7 +184,7 @@ def _fail(error: Exception) -> NoReturn:
 def _export_one(quantization: str) -> None:
     from keras_squeezetime.predictor import ClipSettings
     from keras_squeezetime.tflite import calibration
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
 
     overrides = {"frames": FLAGS.frames, "frame_interval": FLAGS["frame-interval"].value,
                  "image_size": FLAGS["image-size"].value, "short_side": FLAGS["short-side"].value}

@@ -261,7 +261,7 @@ def _convert(
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantization == "int8":
-        from keras_squeezetime.tflite.quant_debug import full_integer_model
+        from keras_squeezetime.tflite.int8_quantization import full_integer_model
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         # Integer kernels first; float builtins only for ops without an int8 kernel.

@@ -9,7 +9,7 @@ tf = pytest.importorskip("tensorflow")
 
 def test_op_without_builtin_kernel_is_named_not_sent_to_flex(tmp_path):
     """The converter may only use builtins: an op that would need Flex fails, naming the op."""
-    from keras_squeezetime.tflite.convert import UnsupportedOpsError, _convert
+    from keras_squeezetime.tflite.export import UnsupportedOpsError, _convert
 
     @tf.function(input_signature=[tf.TensorSpec((1, 4, 4), tf.float32, name="video")])
     def serve(video):

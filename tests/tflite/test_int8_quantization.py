@@ -29,14 +29,14 @@ NAMES = [
 
 ])
 def test_layer_paths_and_group_prefixes(layer, expected):
-    from keras_squeezetime.tflite.quant_debug import _matches
+    from keras_squeezetime.tflite.int8_quantization import _matches
 
     assert {i for i, name in enumerate(NAMES) if _matches(name, layer)} == expected
 
 
 def test_export_keeps_named_stage_float_and_rejects_unknown_names(tmp_path):
     from keras_squeezetime import SqueezeTime, fold_batch_norm
-    from keras_squeezetime.tflite.convert import export_tflite
+    from keras_squeezetime.tflite.export import export_tflite
 
     keras.utils.set_random_seed(0)
     model = fold_batch_norm(SqueezeTime(input_shape=(2, 32, 32, 3), num_classes=3,
