@@ -275,11 +275,11 @@ def _convert(
 
 def _run_converter(convert: Callable[[], bytes]) -> bytes:
     """Runs a conversion, turning "needs Flex" converter errors into `UnsupportedOpsError`."""
-    from tensorflow.lite.python.convert import ConverterError
+    from keras_squeezetime.tflite import compat
 
     try:
         return convert()
-    except ConverterError as error:
+    except compat.converter_error() as error:
         flex = sorted(set(re.findall(r"\btf\.([A-Za-z0-9_]+)", str(error))))
         if flex:
             raise UnsupportedOpsError(

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_squeezetime.tflite import flatbuffer
 
-def quantize_float_conv_weights(flatbuffer: bytes) -> tuple[bytes, int]:
+
+def quantize_float_conv_weights(model_bytes: bytes) -> tuple[bytes, int]:
     """Returns `(model, number of kernels quantised)`: float CONV_2D kernels made int8.
 
     A kernel is quantised when the convolution reads a float32 activation and its
     `(out, h, w, in)` kernel is a float32 constant used by no other op; scales are
     `max |w| / 127` per output channel, zero points 0.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    float32 = schema.TensorType.FLOAT32
+    model = flatbuffer.read(model_bytes)
+    float32 = flatbuffer.tensor_type("FLOAT32")
     count = 0
     for subgraph in model.subgraphs:
         uses: dict[int, int] = {}
@@ -34,7 +33,7 @@ def quantize_float_conv_weights(flatbuffer: bytes) -> tuple[bytes, int]:
             for index in op.inputs:
                 uses[index] = uses.get(index, 0) + 1
         for op in subgraph.operators:
-            if flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) != "CONV_2D":
+            if flatbuffer.op_name(model, op) != "CONV_2D":
                 continue
             activation, kernel = (subgraph.tensors[i] for i in op.inputs[:2])
             buffer = model.buffers[kernel.buffer]
@@ -46,12 +45,9 @@ def quantize_float_conv_weights(flatbuffer: bytes) -> tuple[bytes, int]:
             scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
             quantized = np.clip(np.round(weights / scale[:, None, None, None]), -127, 127)
             buffer.data = quantized.astype(np.int8).tobytes()
-            kernel.type = schema.TensorType.INT8
-            kernel.quantization = schema.QuantizationParametersT()
-            kernel.quantization.scale = scale.tolist()
-            kernel.quantization.zeroPoint = [0] * len(scale)
-            kernel.quantization.quantizedDimension = 0
+            kernel.type = flatbuffer.tensor_type("INT8")
+            kernel.quantization = flatbuffer.quantization(scale.tolist(), [0] * len(scale), 0)
             count += 1
     if not count:
-        return flatbuffer, 0
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), count
+        return model_bytes, 0
+    return flatbuffer.write(model), count

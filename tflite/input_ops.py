@@ -15,68 +15,42 @@ Both compute the same values as before (pixels are integers in [0, 255]).
 
 from __future__ import annotations
 
+from keras_squeezetime.tflite import flatbuffer
 
-def delegate_uint8_input(flatbuffer: bytes) -> bytes:
-    """Returns `flatbuffer` with its uint8 input conversions made delegable (see module doc).
+
+def delegate_uint8_input(model_bytes: bytes) -> bytes:
+    """Returns `model_bytes` with its uint8 input conversions made delegable (see module doc).
 
     Only ops reading a subgraph input are touched; a model without them is returned
     unchanged. A CAST input gets quantisation parameters scale 1, zero point 0, so the
     DEQUANTIZE reproduces the cast.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    builtin = schema.BuiltinOperator
+    model = flatbuffer.read(model_bytes)
+    uint8, int8, float32 = (flatbuffer.tensor_type(t) for t in ("UINT8", "INT8", "FLOAT32"))
     changed = False
     for subgraph in model.subgraphs:
         inputs = set(subgraph.inputs)
         for position in range(len(subgraph.operators) - 1, -1, -1):
             op = subgraph.operators[position]
-            name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+            name = flatbuffer.op_name(model, op)
             if name not in ("CAST", "QUANTIZE") or op.inputs[0] not in inputs:
                 continue
             source = subgraph.tensors[op.inputs[0]]
             target = subgraph.tensors[op.outputs[0]]
-            if source.type != schema.TensorType.UINT8:
+            if source.type != uint8:
                 continue
-            if name == "CAST" and target.type == schema.TensorType.FLOAT32:
-                source.quantization = _unit_quantization(schema)
-                op.opcodeIndex = _opcode(model, schema, builtin.DEQUANTIZE)
+            if name == "CAST" and target.type == float32:
+                source.quantization = flatbuffer.quantization([1.0], [0])
+                op.opcodeIndex = flatbuffer.opcode_index(model, "DEQUANTIZE")
                 op.builtinOptionsType, op.builtinOptions = 0, None
                 changed = True
-            elif name == "QUANTIZE" and target.type == schema.TensorType.INT8:
-                as_float = schema.TensorT()
-                as_float.shape = list(source.shape)
-                as_float.shapeSignature = source.shapeSignature
-                as_float.type = schema.TensorType.FLOAT32
-                as_float.name = source.name + b"/dequantized"
-                as_float.buffer = 0  # no data: an activation
-                subgraph.tensors.append(as_float)
-                dequantize = schema.OperatorT()
-                dequantize.opcodeIndex = _opcode(model, schema, builtin.DEQUANTIZE)
-                dequantize.inputs, dequantize.outputs = [op.inputs[0]], [len(subgraph.tensors) - 1]
-                op.inputs = [len(subgraph.tensors) - 1]
+            elif name == "QUANTIZE" and target.type == int8:
+                as_float = flatbuffer.new_tensor(subgraph, source, "FLOAT32",
+                                                 source.name + b"/dequantized")
+                dequantize = flatbuffer.new_operator(model, "DEQUANTIZE", [op.inputs[0]], [as_float])
+                op.inputs = [as_float]
                 subgraph.operators.insert(position, dequantize)
                 changed = True
     if not changed:
-        return flatbuffer
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def _unit_quantization(schema):
-    quantization = schema.QuantizationParametersT()
-    quantization.scale, quantization.zeroPoint = [1.0], [0]
-    return quantization
-
-
-def _opcode(model, schema, builtin_code: int) -> int:
-    """Index of `builtin_code` in the model's operator codes, added if missing."""
-    for index, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin_code and not code.customCode:
-            return index
-    code = schema.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = builtin_code
-    code.version = 1
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
+        return model_bytes
+    return flatbuffer.write(model)

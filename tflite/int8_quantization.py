@@ -1,10 +1,11 @@
-"""Selective int8: calibrate once, then quantise with chosen ops left in float.
+"""Full-integer int8 conversion: calibrate once, then quantise, chosen ops left in float.
 
-Uses the converter's calibration (`_experimental_calibrate_only`) and the MLIR quantiser
-with `denylisted_nodes`, the mechanism of TFLite's quantisation debugger
-(`tf.lite.experimental.QuantizationDebugger`): ops whose output tensor name contains a
-denied Keras layer path stay float, with quantize/dequantize around them. `layer_errors`
-runs the debugger's per-layer numeric verification to find which layers int8 hurts.
+The production int8 path of `export_tflite`. Uses the converter's calibration
+(`_experimental_calibrate_only`) and the MLIR quantiser with `denylisted_nodes`, the
+mechanism of TFLite's quantisation debugger (`tf.lite.experimental.QuantizationDebugger`):
+ops whose output tensor name contains a denied Keras layer path stay float, with
+quantize/dequantize around them (the selective fallback, `--float-layers`). Which layers
+int8 hurts is diagnosed by `quantization_debugger.layer_errors`.
 """
 
 from __future__ import annotations
@@ -13,23 +14,21 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_squeezetime.tflite import compat, flatbuffer
+
 
 def calibrate(converter, clips: np.ndarray, dtype) -> bytes:
     """The float model with calibration statistics, from a converter set up for int8."""
-    converter._experimental_calibrate_only = True  # public debugger API does the same
-    converter.representative_dataset = lambda: ([clip[None].astype(dtype)] for clip in clips)
-    return converter.convert()
+    return compat.calibrate_only(
+        converter, lambda: ([clip[None].astype(dtype)] for clip in clips))
 
 
-def tensor_names(flatbuffer: bytes) -> list[str]:
+def tensor_names(model_bytes: bytes) -> list[str]:
     """Names of every tensor of the (calibrated) model."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
-    return [t.name.decode() for sg in model.subgraphs for t in sg.tensors]
+    return flatbuffer.tensor_names(flatbuffer.read(model_bytes))
 
 
-def denied_nodes(flatbuffer: bytes, float_layers: Sequence[str]) -> list[str]:
+def denied_nodes(model_bytes: bytes, float_layers: Sequence[str]) -> list[str]:
     """Tensor names under any of the Keras layer paths `float_layers`.
 
     A path is layer names from the model down, e.g. `stage1_block1/ctl/ioi/gate_conv3`,
@@ -40,7 +39,7 @@ def denied_nodes(flatbuffer: bytes, float_layers: Sequence[str]) -> list[str]:
     Raises:
       ValueError: a layer path matches no tensor (a typo would silently keep it int8).
     """
-    names = tensor_names(flatbuffer)
+    names = tensor_names(model_bytes)
     denied, unmatched = set(), []
     for layer in float_layers:
         hits = [n for n in names if _matches(n, layer)]
@@ -58,9 +57,7 @@ def pin_input_range(calibrated: bytes, low: float = 0.0, high: float = 255.0) ->
     With `[0, 255]`, a uint8 input quantises with scale 1 and zero point 0: the raw pixel
     bytes are the quantised values, exactly, and no float cast is needed in the model.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(calibrated))
+    model = flatbuffer.read(calibrated)
     for subgraph in model.subgraphs:
         for index in subgraph.inputs:
             quantization = subgraph.tensors[index].quantization
@@ -68,7 +65,7 @@ def pin_input_range(calibrated: bytes, low: float = 0.0, high: float = 255.0) ->
                 raise ValueError("The calibrated model holds no input range to pin.")
             quantization.min = np.asarray([low], dtype=np.float32)
             quantization.max = np.asarray([high], dtype=np.float32)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return flatbuffer.write(model)
 
 
 def quantize(
@@ -83,12 +80,11 @@ def quantize(
     [0, 255]; the input is pinned to that range and declared uint8.
     """
     import tensorflow as tf
-    from tensorflow.lite.python import convert
 
     nodes = denied_nodes(calibrated, float_layers) if float_layers else None
     if input_type == "uint8":
         calibrated = pin_input_range(calibrated)
-    return convert.mlir_quantize(
+    return compat.mlir_quantize(
         calibrated,
         input_data_type=tf.uint8 if input_type == "uint8" else tf.float32,
         output_data_type=tf.int8 if integer_output else tf.float32,
@@ -101,43 +97,6 @@ def full_integer_model(converter, clips, float_layers=(), input_type="float32",
     """`quantize(calibrate(...))`: the int8 conversion of `export_tflite`."""
     calibrated = calibrate(converter, clips, np.float32)
     return quantize(calibrated, float_layers, input_type, integer_output)
-
-
-def layer_errors(calibrated: bytes, clips: np.ndarray, dtype) -> dict[str, dict[str, float]]:
-    """Per-tensor int8 error from the quantisation debugger, worst first.
-
-    For each quantised op output: `rmse/scale` (error in units of its quantisation step;
-    about 0.29 is pure rounding), `mean_squared_error` and `range` (float min/max spread).
-    """
-    import tensorflow as tf
-    from tensorflow.lite.python import convert
-
-    debug_model = convert.mlir_quantize(calibrated, enable_numeric_verify=True)
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        layer_debug_metrics={"mean_abs_error": lambda diff: float(np.mean(np.abs(diff)))}
-    )
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        quant_debug_model_content=debug_model,
-        debug_dataset=lambda: ([clip[None].astype(dtype)] for clip in clips),
-        debug_options=options,
-    )
-    debugger.run()
-    rows = {}
-    for name, stats in debugger.layer_statistics.items():
-        scale = _scale_of(debugger, name)
-        rows[name] = {
-            "rmse/scale": float(np.sqrt(stats["mean_squared_error"]) / scale) if scale else 0.0,
-            "mean_squared_error": float(stats["mean_squared_error"]),
-            "mean_abs_error": float(stats["mean_abs_error"]),
-        }
-    return dict(sorted(rows.items(), key=lambda kv: -kv[1]["rmse/scale"]))
-
-
-def _scale_of(debugger, name: str) -> float:
-    for detail in debugger._quant_interpreter.get_tensor_details():
-        if detail["name"] == name:
-            return float(detail["quantization_parameters"]["scales"][0] or 0.0)
-    return 0.0
 
 
 def _matches(tensor: str, layer: str) -> bool:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from keras_squeezetime.tflite import compat
 from keras_squeezetime.tflite.export import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, SIGNATURE_KEY
 from keras_squeezetime.tflite.tensor_quantization import dequantize_output, quantize_input
 
@@ -129,7 +130,7 @@ class LiteRTModel:
         a delegate input (or model output) made by a node and not by a delegate comes from
         an undelegated node, and so do that node's own such inputs.
         """
-        ops = self.interpreter._get_ops_details()  # the only API listing nodes
+        ops = compat.ops_details(self.interpreter)
         delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
         producer = {t: op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
         delegated_outputs = {t for op in delegates for t in op["outputs"]}
@@ -152,7 +153,7 @@ class LiteRTModel:
     def op_counts(self) -> dict[str, int]:
         """`{op name: count}` of the model's execution plan."""
         counts: dict[str, int] = {}
-        for op in self.interpreter._get_ops_details():  # the only API listing ops
+        for op in compat.ops_details(self.interpreter):
             counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
         return dict(sorted(counts.items()))
 

@@ -16,49 +16,27 @@ import os
 import tempfile
 from typing import Sequence
 
-import numpy as np
+from keras_squeezetime.tflite import flatbuffer
 
 LABELS_KEY = "squeezetime.labels"
 CONFIG_KEY = "squeezetime.config"
 
 
-def embed(flatbuffer: bytes, class_names: Sequence[str] | None, config: dict) -> bytes:
-    """`flatbuffer` with the labels (if any) and `config` added as metadata buffers."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+def embed(model_bytes: bytes, class_names: Sequence[str] | None, config: dict) -> bytes:
+    """`model_bytes` with the labels (if any) and `config` added as metadata buffers."""
     entries = {CONFIG_KEY: json.dumps(config, sort_keys=True).encode()}
     if class_names is not None:
         entries[LABELS_KEY] = "\n".join(_check_names(class_names)).encode()
-    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in entries]
-    for key, data in entries.items():
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(data, dtype=np.uint8)
-        model.buffers.append(buffer)
-        entry = schema.MetadataT()
-        entry.name = key
-        entry.buffer = len(model.buffers) - 1
-        model.metadata.append(entry)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    model = flatbuffer.read(model_bytes)
+    flatbuffer.set_metadata(model, entries)
+    return flatbuffer.write(model)
 
 
-def read_metadata(flatbuffer: bytes) -> tuple[list[str] | None, dict]:
+def read_metadata(model_bytes: bytes) -> tuple[list[str] | None, dict]:
     """`(class names or None, config dict)` embedded by `embed`; `(None, {})` if absent."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(flatbuffer, 0)
-    labels, config = None, {}
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        name = entry.Name().decode()
-        if name not in (LABELS_KEY, CONFIG_KEY):
-            continue
-        data = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode()
-        if name == LABELS_KEY:
-            labels = data.split("\n")
-        else:
-            config = json.loads(data)
+    entries = flatbuffer.read_metadata(model_bytes, (LABELS_KEY, CONFIG_KEY))
+    labels = entries[LABELS_KEY].decode().split("\n") if LABELS_KEY in entries else None
+    config = json.loads(entries[CONFIG_KEY].decode()) if CONFIG_KEY in entries else {}
     return labels, config
 
 

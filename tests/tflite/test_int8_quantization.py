@@ -52,12 +52,13 @@ def test_export_keeps_named_stage_float_and_rejects_unknown_names(tmp_path):
         assert any("stage4_block3" in op for op in result.float_ops)
     # Hybrid fallback: the float stage-4 convolutions read int8 kernels; smaller file,
     # nearly the same outputs, and XNNPACK still runs every op but the int8 softmax.
+    from keras_squeezetime.tflite import compat
     from keras_squeezetime.tflite.interpreter import LiteRTModel
 
     def conv_kernels(path):
         model = LiteRTModel(path)
         details = {t["index"]: t for t in model.interpreter.get_tensor_details()}
-        return {details[op["inputs"][1]]["dtype"] for op in model.interpreter._get_ops_details()
+        return {details[op["inputs"][1]]["dtype"] for op in compat.ops_details(model.interpreter)
                 if op["op_name"] == "CONV_2D" and details[op["inputs"][0]]["dtype"] == np.float32}
 
     assert conv_kernels(results["float32"].path) == {np.float32}
