@@ -1,8 +1,10 @@
 """Keras SqueezeTime -> LiteRT flatbuffer: float32, float16, dynamic-range or full-integer int8.
 
-The exported graph has batch 1 and one signature, `serving_default`, taking `video`
-(`(1, T, S, S, 3)` RGB pixels in [0, 255], float32 or uint8; normalisation is inside the
-model) and returning `probabilities` and `logits` (float32 unless integer outputs are asked).
+The exported graph has batch 1 and one signature, `serving_default`, taking `video` (RGB
+pixels in [0, 255], float32 or uint8; normalisation is inside the model) as `(1, T, S, S,
+3)` clips (`frames` layout) or `(1, S, S, 3T)` stacked frames (`stacked` layout, rank 4
+throughout, for GPU/NPU accelerators; see `input_layout`), and returning `probabilities`
+and `logits` (float32 unless integer outputs are asked).
 Only builtin LiteRT ops are allowed: an op that would need the Flex delegate (full
 TensorFlow, absent from the phone runtime) fails the export, named.
 
@@ -22,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("float32", "float16", "float16-compute", "dynamic", "int8")
 INPUT_TYPES = ("float32", "uint8")
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "video"
@@ -38,12 +40,13 @@ class ExportResult:
       path: the `.tflite` file.
       quantization: one of `QUANTIZATIONS`.
       input_type: "float32" or "uint8".
-      input_shape: `(1, T, S, S, 3)`.
+      input_shape: the input tensor, `(1, T, S, S, 3)` or, stacked, `(1, S, S, 3T)`.
       size_bytes: file size.
       ops: builtin op names and counts, e.g. `{"CONV_2D": 53, ...}`.
       float_ops: for int8, ops left computing in float (name and output tensor), because
         they could not be quantised or were kept float on purpose (`float_layers`).
       labels_path: the label file written beside the model, or None without labels.
+      input_layout: "frames" or "stacked".
     """
 
     path: str
@@ -54,6 +57,7 @@ class ExportResult:
     ops: dict[str, int]
     float_ops: tuple[str, ...] = ()
     labels_path: str | None = None
+    input_layout: str = "frames"
 
 
 class UnsupportedOpsError(RuntimeError):
@@ -72,6 +76,7 @@ def export_tflite(
     integer_output: bool = False,
     float_layers: Sequence[str] = (),
     float_layers_weights: str = "int8",
+    input_layout: str = "frames",
 ) -> ExportResult:
     """Converts a SqueezeTime classifier to a batch-1 LiteRT model at `output`.
 
@@ -79,11 +84,14 @@ def export_tflite(
       model: a `keras_squeezetime.SqueezeTime` model with its head (`include_top=True`).
       output: path of the `.tflite` file; written atomically (temp file, then rename),
         so a failed export leaves nothing behind.
-      quantization: "float32", "float16" (weights in float16), "dynamic" (int8 weights,
-        float activations) or "int8" (full-integer, calibrated on `representative_dataset`).
+      quantization: "float32", "float16" (weights in float16, float32 arithmetic),
+        "float16-compute" (weights in float16, and the file allows fp16 arithmetic with
+        fp16 accumulation: XNNPACK then computes in fp16 on CPUs that have it, ARMv8.2-A
+        phones; elsewhere it is the float16 file), "dynamic" (int8 weights, float
+        activations) or "int8" (full-integer, calibrated on `representative_dataset`).
       input_type: "float32" or "uint8" (raw RGB frames; the cast is inside the model).
-      representative_dataset: for "int8": clips `(T, S, S, 3)` (or `(1, T, S, S, 3)`) of
-        pixels in [0, 255], e.g. from `calibration.calibration_clips`.
+      representative_dataset: for "int8": pixel clips `(T, S, S, 3)` (or `(1, T, S, S,
+        3)`) in [0, 255], e.g. from `calibration.calibration_clips`, whatever the layout.
       class_names: labels, embedded in the file's metadata and written beside it.
       sampling: clip sampling the model expects (`frame_interval`, `short_side`, ...),
         embedded as metadata so evaluation samples clips the same way.
@@ -93,6 +101,8 @@ def export_tflite(
       float_layers_weights: "int8" (default) stores those layers' convolution kernels as
         int8 (hybrid ops, see `hybrid_fallback`), so the file stays int8-sized; "float32"
         keeps them float.
+      input_layout: "frames" (`(1, T, S, S, 3)`, the default) or "stacked" (`(1, S, S,
+        3T)`, frame t's RGB at channels 3t..3t+2; no tensor of rank above 4).
 
     Returns:
       An `ExportResult`.
@@ -102,8 +112,10 @@ def export_tflite(
         representative data for "int8".
       UnsupportedOpsError: an op would need Flex; the message names it.
     """
+    from keras_squeezetime.tflite import input_layout as layouts
     from keras_squeezetime.tflite import metadata, model_ops
 
+    layouts.check_layout(input_layout)
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}.")
     if input_type not in INPUT_TYPES:
@@ -118,11 +130,13 @@ def export_tflite(
         raise ValueError(
             f"{len(class_names)} class names for a model with {_num_classes(model)} classes."
         )
-    input_shape = (1, *_clip_shape(model))
+    clip_shape = _clip_shape(model)
     calibration = (
-        _calibration_array(representative_dataset, input_shape)
+        layouts.pack(_calibration_array(representative_dataset, (1, *clip_shape)), input_layout)
         if quantization == "int8" else None
     )
+    input_shape = layouts.tensor_shape(clip_shape, input_layout)
+    graph_model = layouts.stacked_model(model) if input_layout == layouts.STACKED else model
 
     output = os.path.abspath(os.fspath(output))
     os.makedirs(os.path.dirname(output), exist_ok=True)
@@ -131,30 +145,31 @@ def export_tflite(
         saved_model = os.path.join(workdir, "saved_model")
         # int8 takes uint8 by quantising a float input (scale 1), not by a cast in the graph.
         graph_input = "float32" if quantization == "int8" else input_type
-        _write_saved_model(model, saved_model, input_shape, graph_input)
-        flatbuffer = _convert(
+        _write_saved_model(graph_model, saved_model, input_shape, graph_input)
+        model_bytes = _convert(
             saved_model, quantization, input_type, calibration, integer_output, float_layers
         )
         if float_layers and float_layers_weights == "int8":
             from keras_squeezetime.tflite.hybrid_fallback import quantize_float_conv_weights
 
-            flatbuffer, _ = quantize_float_conv_weights(flatbuffer)
+            model_bytes, _ = quantize_float_conv_weights(model_bytes)
         if input_type == "uint8":
             from keras_squeezetime.tflite.input_ops import delegate_uint8_input
 
-            flatbuffer = delegate_uint8_input(flatbuffer)
-        extra = {"quantization": quantization, "input_type": input_type, **(sampling or {})}
-        flatbuffer = metadata.embed(flatbuffer, class_names, extra)
+            model_bytes = delegate_uint8_input(model_bytes)
+        extra = {"quantization": quantization, "input_type": input_type,
+                 "input_layout": input_layout, **(sampling or {})}
+        model_bytes = metadata.embed(model_bytes, class_names, extra)
         temp = os.path.join(workdir, "model.tflite")
         with open(temp, "wb") as handle:
-            handle.write(flatbuffer)
+            handle.write(model_bytes)
         labels_path = None
         if class_names is not None:
             labels_path = metadata.write_labels_beside(output, class_names)
         os.replace(temp, output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    ops = model_ops.op_counts(flatbuffer)
+    ops = model_ops.op_counts(model_bytes)
     return ExportResult(
         path=output,
         quantization=quantization,
@@ -162,8 +177,9 @@ def export_tflite(
         input_shape=input_shape,
         size_bytes=os.path.getsize(output),
         ops=ops,
-        float_ops=model_ops.float_ops(flatbuffer) if quantization == "int8" else (),
+        float_ops=model_ops.float_ops(model_bytes) if quantization == "int8" else (),
         labels_path=labels_path,
+        input_layout=input_layout,
     )
 
 
@@ -255,9 +271,13 @@ def _convert(
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, [SIGNATURE_KEY])
     builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.target_spec.supported_ops = builtins
-    if quantization == "float16":
+    if quantization in ("float16", "float16-compute"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+        if quantization == "float16-compute":
+            from keras_squeezetime.tflite import compat
+
+            compat.request_fp16_accumulation(converter)
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantization == "int8":

@@ -1,21 +1,22 @@
-"""Running an exported model in the LiteRT interpreter: outputs, latency, peak memory, ops.
+"""The LiteRT runner: an exported model in the interpreter, fed pixel clips whatever its input.
 
-The interpreter is `ai_edge_litert.interpreter.Interpreter` with its default op resolver,
-which applies the XNNPACK delegate (float and int8 kernels) as on a phone.
+`LiteRTModel(path, threads).run(clip)` takes a `(T, S, S, 3)` clip of pixels in [0, 255]
+and returns float outputs, whatever the file's input layout (`frames` or `stacked`, from
+its metadata or its input rank), input dtype (float32, or uint8 quantised with scale 1)
+and output dtype. The interpreter is `ai_edge_litert.interpreter.Interpreter` with its
+default op resolver, which applies the XNNPACK delegate (float and int8 kernels) as on a
+phone.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from typing import Sequence
 
 import numpy as np
 
-from keras_squeezetime.tflite import compat
+from keras_squeezetime.tflite import compat, input_layout, metadata
 from keras_squeezetime.tflite.export import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, SIGNATURE_KEY
 from keras_squeezetime.tflite.tensor_quantization import dequantize_output, quantize_input
 
@@ -70,12 +71,26 @@ class LiteRTModel:
             )
         self.input_detail = inputs[INPUT_NAME]
         self.output_details = self.runner.get_output_details()
+        with open(self.path, "rb") as handle:
+            self.labels, self.config = metadata.read_metadata(handle.read())
+        self.input_layout = self.config.get(
+            "input_layout", input_layout.layout_of_shape(self.input_tensor_shape))
         self._timed: tuple = (None, None)  # (clip, its converted input) for time_invoke
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """`(1, T, S, S, 3)`."""
+    def input_tensor_shape(self) -> tuple[int, ...]:
+        """The input tensor: `(1, T, S, S, 3)`, or `(1, S, S, 3T)` in the stacked layout."""
         return tuple(int(d) for d in self.input_detail["shape"])
+
+    @property
+    def clip_shape(self) -> tuple[int, int, int, int]:
+        """`(T, S, S, 3)`: the pixel clip `run` takes."""
+        return input_layout.clip_shape(self.input_tensor_shape, self.input_layout)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """`(1, T, S, S, 3)`: the clip `run` takes, with its batch axis, whatever the layout."""
+        return (1, *self.clip_shape)
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -83,16 +98,21 @@ class LiteRTModel:
 
     def check_clip_shape(self, shape: Sequence[int]) -> None:
         """Raises naming both shapes when a clip `(T, S, S, 3)` does not fit the model."""
-        if tuple(shape) != self.input_shape[1:]:
+        if tuple(shape) != self.clip_shape:
             raise ValueError(
-                f"Clips of shape {tuple(shape)} do not match the input {self.input_shape[1:]} of "
+                f"Clips of shape {tuple(shape)} do not match the input {self.clip_shape} of "
                 f"{self.path} (frames, height, width, channels); sample clips at its size."
             )
 
+    def model_input(self, clip: np.ndarray) -> np.ndarray:
+        """A pixel clip `(T, S, S, 3)` as this file's input tensor (layout, batch, dtype)."""
+        self.check_clip_shape(clip.shape)
+        packed = input_layout.pack(np.asarray(clip)[None], self.input_layout)
+        return quantize_input(packed, self.input_detail)
+
     def run(self, clip: np.ndarray) -> dict[str, np.ndarray]:
         """Float outputs (`probabilities`, `logits` when exported) of one pixel clip `(T, S, S, 3)`."""
-        self.check_clip_shape(clip.shape)
-        outputs = self.runner(**{INPUT_NAME: quantize_input(clip[None], self.input_detail)})
+        outputs = self.runner(**{INPUT_NAME: self.model_input(clip)})
         return {
             name: dequantize_output(value, self.output_details[name])[0]
             for name, value in outputs.items()
@@ -100,11 +120,7 @@ class LiteRTModel:
 
     def scores(self, clips: np.ndarray) -> np.ndarray:
         """Logits `(N, classes)` of clips, or log-probabilities when no logits were exported."""
-        rows = []
-        for clip in clips:
-            out = self.run(clip)
-            rows.append(out[LOGITS_NAME] if LOGITS_NAME in out else np.log(out[OUTPUT_NAME] + 1e-12))
-        return np.stack(rows)
+        return np.stack([output_scores(self.run(clip)) for clip in clips])
 
     def time_invoke(self, clip: np.ndarray) -> float:
         """Seconds of one invocation (input copy included, as an app pays it).
@@ -114,7 +130,7 @@ class LiteRTModel:
         made uint8 runs measure up to 2 ms slower than float ones on a 16x224x224 clip.
         """
         if self._timed[0] is not clip:
-            self._timed = (clip, quantize_input(clip[None], self.input_detail))
+            self._timed = (clip, self.model_input(clip))
         x = self._timed[1]
         start = time.perf_counter()
         self.runner(**{INPUT_NAME: x})
@@ -158,60 +174,8 @@ class LiteRTModel:
         return dict(sorted(counts.items()))
 
 
-def measure_latency(
-    models: Sequence[LiteRTModel], clip: np.ndarray, runs: int = 30, warmup: int = 5
-) -> list[dict[str, float]]:
-    """Median and p90 milliseconds per model, timed round-robin after `warmup` runs each.
-
-    Round-robin: a change of load on a shared machine hits every model alike, so the
-    ratios between them stay fair.
-    """
-    for model in models:
-        for _ in range(warmup):
-            model.time_invoke(clip)
-    times = [[] for _ in models]
-    for _ in range(runs):
-        for i, model in enumerate(models):
-            times[i].append(model.time_invoke(clip) * 1e3)
-    return [
-        {"median": float(np.median(t)), "p90": float(np.percentile(t, 90)), "runs": runs}
-        for t in times
-    ]
-
-
-_MEMORY_PROBE = """
-import json, sys
-import numpy as np
-from ai_edge_litert.interpreter import Interpreter
-def status_kb(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(key))
-before = status_kb("VmRSS")
-interpreter = Interpreter(model_path=sys.argv[1], num_threads=int(sys.argv[2]))
-runner = interpreter.get_signature_runner(sys.argv[3])
-detail = runner.get_input_details()[sys.argv[4]]
-x = np.zeros(detail["shape"], dtype=detail["dtype"])
-for _ in range(3):
-    runner(**{sys.argv[4]: x})
-# VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec.
-peak = status_kb("VmHWM")
-print(json.dumps({"before_kb": before, "peak_kb": peak}))
-"""
-
-
-def peak_memory_bytes(path: str | os.PathLike, threads: int = 2) -> int:
-    """Peak resident memory the model adds to a bare process (load + 3 runs), in bytes.
-
-    Measured in a fresh process that imports only the LiteRT runtime, so TensorFlow and
-    the harness do not count; the baseline is that process's memory before loading.
-    """
-    check_tflite_file(path)
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE, os.fspath(path), str(threads), SIGNATURE_KEY,
-         INPUT_NAME],
-        capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"Memory probe of {path} failed: {result.stderr.strip()[-500:]}")
-    values = json.loads(result.stdout.strip().splitlines()[-1])
-    return max(values["peak_kb"] - values["before_kb"], 0) * 1024
+def output_scores(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The logits of one run's outputs, or log-probabilities when no logits were exported."""
+    if LOGITS_NAME in outputs:
+        return outputs[LOGITS_NAME]
+    return np.log(outputs[OUTPUT_NAME] + 1e-12)

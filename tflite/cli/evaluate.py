@@ -50,7 +50,8 @@ def evaluate(paths, data, reference, threads, limit=None, runs=30, warmup=5, mem
     """One report dict per model (see `report.write_reports`)."""
     from keras_squeezetime.predictor import ClipSettings
     from keras_squeezetime.tflite import calibration, metadata, report
-    from keras_squeezetime.tflite.interpreter import LiteRTModel, measure_latency, peak_memory_bytes
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+    from keras_squeezetime.tflite.measurement import measure_latency, peak_memory_bytes
 
     models = [LiteRTModel(path, threads) for path in paths]
     shapes = {m.input_shape for m in models}
