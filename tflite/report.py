@@ -15,6 +15,8 @@ TABLE_COLUMNS = (
     ("logit_max_rel_error", "logit max rel. error"), ("latency_median", "median ms"),
     ("latency_p90", "p90 ms"), ("peak_memory_bytes", "peak MB"),
     ("xnnpack_partitions", "XNNPACK partitions"), ("ops_outside_xnnpack", "ops outside XNNPACK"),
+    ("compiled_model_max_abs_diff", "CompiledModel max diff"),
+    ("fp16_agreement_top1", "fp16-arithmetic agreement"), ("gpu_status", "GPU accelerator"),
 )
 
 
@@ -54,7 +56,7 @@ def markdown_table(reports: Sequence[dict]) -> str:
                 cells.append(", ".join(f"{k} x{v}" for k, v in value.items()) or "none")
             elif key.endswith("_bytes"):
                 cells.append(f"{value / 1e6:.2f}")
-            elif key == "logit_max_rel_error":
+            elif key in ("logit_max_rel_error", "compiled_model_max_abs_diff"):
                 cells.append(f"{value:.1e}")
             elif isinstance(value, float):
                 cells.append(f"{value:.4f}" if value <= 1.0 else f"{value:.2f}")
@@ -110,7 +112,20 @@ def _flat(report: dict) -> dict:
     delegation = report.get("xnnpack") or {}
     flat["xnnpack_partitions"] = delegation.get("partitions")
     flat["ops_outside_xnnpack"] = delegation.get("ops_outside")
+    flat["compiled_model_max_abs_diff"] = (report.get("compiled_model") or {}).get("max_abs_diff")
+    flat["fp16_agreement_top1"] = (report.get("fp16_arithmetic") or {}).get("agreement_top1")
+    flat["gpu_status"] = gpu_status(report["gpu"]) if "gpu" in report else None
     return flat
+
+
+def gpu_status(check: dict) -> str:
+    """One cell for a `gpu_accelerator_check` result: whole / refused ops / no device."""
+    if not check.get("device"):
+        return "no device"
+    if check.get("compiled") and check.get("fully_accelerated"):
+        return "whole graph"
+    refused = "; ".join(op.split(":")[0] for op in check.get("unsupported_ops", []))
+    return f"refused ({refused})" if refused else f"failed: {check.get('error')}"
 
 
 def _write_text(text: str, path: str) -> None:

@@ -1,0 +1,75 @@
+"""`squeezetime-export` as a user runs it: several variants in one command, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def _cli(*args):
+    code = "from keras_squeezetime.tflite.cli.export import run; run()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_several_variants_stacked_uint8(tiny, run_dir, video_dataset, tmp_path):
+    """One command, two variants, each converted in its own subprocess into a new folder."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    out = tmp_path / "variants"
+    done = _cli("--model", str(run_dir / "model.keras"), "--quantization", "float32,int8",
+                "--input-type", "uint8", "--input-layout", "stacked",
+                "--representative-data", str(video_dataset / "val_list.txt"),
+                "--representative-clips", "8", "--min-representative-clips", "8",
+                "--output", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = json.loads(done.stdout)
+    assert [s["quantization"] for s in summaries] == ["float32", "int8"]
+    assert all(set(s) == {"output", "size_bytes", "quantization", "input_type", "input_layout",
+                          "input_shape", "labels", "float_ops", "ops"} for s in summaries)
+    names = {q: f"model_{q}_uint8in_stacked" for q in ("float32", "int8")}
+    for quantization, stem in names.items():
+        assert f"{quantization}: {out / (stem + '.tflite')} (" in done.stderr
+    assert sorted(os.listdir(out)) == sorted(
+        f"{stem}.{ext}" for stem in names.values() for ext in ("labels.txt", "tflite"))
+    for summary in summaries:
+        # Raw uint8 pixels, stacked, as quantised values of scale 1: a DEQUANTIZE turns them
+        # into float inside XNNPACK (no CAST or uint8->int8 QUANTIZE left outside it).
+        model = LiteRTModel(summary["output"])
+        assert not {"CAST", "QUANTIZE"} & set(model.delegation()["ops_outside"])
+        detail = Interpreter(model_path=summary["output"]).get_input_details()[0]
+        assert detail["dtype"] == np.uint8
+        assert tuple(detail["shape"]) == (1, tiny.SIZE, tiny.SIZE, 3 * tiny.FRAMES)
+        assert tuple(detail["quantization"]) == (1.0, 0)
+        assert model.config["input_layout"] == "stacked"
+
+
+@pytest.mark.slow
+def test_too_few_calibration_clips_fails_and_leaves_nothing(run_dir, video_dataset, tmp_path):
+    failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "int8",
+                  "--representative-data", str(video_dataset / "val_list.txt"),
+                  "--output", str(tmp_path / "int8.tflite"))
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    assert "int8 calibration needs at least 32" in failed.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_variant_lists_write_nothing(run_dir, tmp_path):
+    """A bad item, or int8 without calibration data, fails before any conversion."""
+    out = tmp_path / "variants"
+    bad = _cli("--model", str(run_dir), "--quantization", "float32,int4", "--output", str(out))
+    assert bad.returncode != 0
+    assert "unknown quantization 'int4'" in bad.stderr
+    assert "float32, float16, float16-compute, dynamic, int8 or all" in bad.stderr
+    no_data = _cli("--model", str(run_dir), "--quantization", "float32,int8", "--output", str(out))
+    assert no_data.returncode != 0 and "int8 needs --representative-data" in no_data.stderr
+    layout = _cli("--model", str(run_dir), "--input-layout", "nchw", "--output", str(out))
+    assert layout.returncode != 0 and "frames" in layout.stderr and "stacked" in layout.stderr
+    assert os.listdir(tmp_path) == []

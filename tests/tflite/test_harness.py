@@ -1,0 +1,54 @@
+"""The harness library on two variants of the discriminating model, with its Keras reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def reports(tiny, run_dir, video_dataset, tmp_path_factory):
+    from keras_squeezetime.tflite import harness
+    from keras_squeezetime.tflite.export import export_tflite
+
+    folder = tmp_path_factory.mktemp("harness")
+    sampling = {"frame_interval": 2, "short_side": tiny.SIZE}
+    paths = [
+        export_tflite(tiny.folded, folder / "frames.tflite", sampling=sampling).path,
+        export_tflite(tiny.folded, folder / "f16c.tflite", "float16-compute", "uint8",
+                      sampling=sampling, input_layout="stacked").path,
+    ]
+    return harness.evaluate(paths, str(video_dataset / "val_list.txt"), str(run_dir), threads=1,
+                            runs=3, warmup=1, memory=False)
+
+
+def test_reports_quality_parity_and_the_compiled_model_api(reports):
+    frames, f16c = reports
+    assert [r["variant"] for r in reports] == ["frames", "f16c"]
+    assert (frames["input_layout"], f16c["input_layout"]) == ("frames", "stacked")
+    assert (frames["quantization"], f16c["quantization"]) == ("float32", "float16-compute")
+    assert frames["input_type"] == "float32" and f16c["input_type"] == "uint8"
+    for report in reports:
+        assert report["clips"] == 8 and 0 <= report["top1"] <= report["top5"] <= 1
+        assert report["compiled_model"] == {"max_abs_diff": 0.0, "clips": 8}
+        assert report["xnnpack"] == {"partitions": 1, "ops_outside": {}}
+        assert report["latency_ms"]["median"] > 0 and report["latency_ms"]["runs"] == 3
+    assert frames["agreement_top1"] == 1.0 and frames["logit_max_rel_error"] <= 1e-4
+    assert f16c["logit_max_rel_error"] <= 2e-2
+    assert "fp16_arithmetic" in f16c and "fp16_arithmetic" not in frames
+
+
+def test_fp16_arithmetic_differs_from_fp32_arithmetic(reports):
+    """The forced-fp16 run is a different computation (else the metric would be vacuous)."""
+    _, f16c = reports
+    fp16 = f16c["fp16_arithmetic"]
+    assert fp16["clips"] == 8 and fp16["logit_cosine"] >= 0.99
+    assert fp16["logit_max_abs_error"] > f16c["logit_max_abs_error"]
+
+
+def test_reference_logits_are_the_keras_model_logits(tiny, run_dir):
+    from keras_squeezetime.tflite.harness import reference_logits
+
+    clips, _ = tiny.clips(3, seed=30)
+    np.testing.assert_allclose(reference_logits(str(run_dir), clips),
+                               tiny.logits(tiny.model, clips), rtol=0, atol=1e-5)

@@ -1,0 +1,151 @@
+"""`squeezetime-eval-tflite`'s work: accuracy, parity, latency, size, memory and delegation.
+
+`evaluate(paths, data, ...)` samples clips the way the files' metadata says, runs every
+file through the LiteRT interpreter and through the `CompiledModel` API (CPU), and
+returns one report dict per file (`report.write_reports` writes them as JSON, Markdown
+and a plot). Keys of a report:
+
+- `variant`, `model`, `quantization`, `input_type`, `input_layout`, `threads`,
+  `size_bytes`, `ops`;
+- `latency_ms` (`median`, `p90`, `runs`; all files timed round-robin) and
+  `peak_memory_bytes` (a bare process, see `measurement`);
+- `xnnpack`: `{"partitions", "ops_outside"}` (how XNNPACK took the graph);
+- `clips`, `top1`, `top5`, and with a reference Keras model `reference_top1`,
+  `agreement_top1`, `logit_cosine`, `logit_cosine_min`, `logit_max_abs_error`,
+  `logit_max_rel_error` (`report.quality_metrics`);
+- `compiled_model`: `{"max_abs_diff", "clips"}`: the CompiledModel API's outputs against
+  the interpreter's;
+- for `float16-compute` files, `fp16_arithmetic`: the quality metrics with XNNPACK forced
+  to compute in fp16, what a phone with fp16 arithmetic does with the file (emulated on
+  x86; without it desktop XNNPACK computes such a file in fp32);
+- with `gpu=True`, `gpu`: `gpu_compatibility.gpu_accelerator_check`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+# Clips the CompiledModel API is compared on (each is one more run of every file).
+COMPILED_MODEL_CLIPS = 8
+
+
+def reference_logits(path: str, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Logits of the Keras model at `path` for pixel clips `(N, T, S, S, 3)`."""
+    import keras
+
+    from keras_squeezetime.predictor import load_predictor
+
+    model = load_predictor(path).keras_model
+    head = model.get_layer("head")
+    activation, head.activation = head.activation, keras.activations.linear
+    try:
+        return np.concatenate([np.asarray(model(clips[i:i + batch_size], training=False))
+                               for i in range(0, len(clips), batch_size)])
+    finally:
+        head.activation = activation
+
+
+def clip_settings(model, frame_interval: int | None = None, short_side: int | None = None):
+    """The `ClipSettings` to sample clips for `model` (a `LiteRTModel`): its frames and
+    size, the frame interval and short side in its metadata, or the arguments."""
+    from keras_squeezetime.predictor import ClipSettings
+
+    frames, size = model.clip_shape[0], model.clip_shape[1]
+    return ClipSettings(
+        frames=frames, image_size=size,
+        frame_interval=frame_interval or model.config.get("frame_interval", 4),
+        short_side=short_side or model.config.get("short_side", max(size, round(size * 256 / 224))),
+    )
+
+
+def evaluate(
+    paths: Sequence[str],
+    data: str,
+    reference: str | None = None,
+    threads: int = 2,
+    limit: int | None = None,
+    runs: int = 30,
+    warmup: int = 5,
+    memory: bool = True,
+    frame_interval: int | None = None,
+    short_side: int | None = None,
+    gpu: bool = False,
+) -> list[dict]:
+    """One report dict per `.tflite` in `paths` (keys in the module doc).
+
+    Args:
+      paths: variants of one model (same frames and size; any layout and dtype).
+      data: clips to evaluate on: TFRecord glob pattern or video list (`.txt`).
+      reference: a Keras model (`.keras` or model folder) to compare with.
+      threads: interpreter threads.
+      limit: evaluate at most this many clips.
+      runs, warmup: timed and untimed runs per file.
+      memory: measure peak memory (one subprocess per file).
+      frame_interval, short_side: override the sampling in the files' metadata.
+      gpu: also compile and run each file on LiteRT's GPU accelerator.
+
+    Raises:
+      ValueError: the files take different clips, or a file/data problem (named).
+      FileNotFoundError: a file or the data is missing.
+    """
+    from keras_squeezetime.tflite import calibration, report
+    from keras_squeezetime.tflite.compiled_model import CompiledModelRunner
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+    from keras_squeezetime.tflite.measurement import measure_latency, peak_memory_bytes
+
+    models = [LiteRTModel(path, threads) for path in paths]
+    shapes = {m.clip_shape for m in models}
+    if len(shapes) != 1:
+        raise ValueError(f"The models take different clips {sorted(shapes)}; compare variants "
+                         "of one model only.")
+    clips, labels = calibration.load_clips(
+        data, clip_settings(models[0], frame_interval, short_side), limit)
+    models[0].check_clip_shape(clips.shape[1:])
+    ref = reference_logits(reference, clips) if reference else None
+    latencies = measure_latency(models, clips[0], runs, warmup)
+    reports = []
+    for model, latency in zip(models, latencies):
+        scores = model.scores(clips)
+        entry = {
+            "variant": os.path.splitext(os.path.basename(model.path))[0],
+            "model": model.path,
+            "quantization": model.config.get("quantization"),
+            "input_type": str(model.input_dtype),
+            "input_layout": model.input_layout,
+            "threads": threads,
+            "size_bytes": os.path.getsize(model.path),
+            "latency_ms": latency,
+            "ops": model.op_counts(),
+            "xnnpack": model.delegation(),
+            **report.quality_metrics(scores, labels, ref),
+            "compiled_model": compiled_model_difference(model, clips[:COMPILED_MODEL_CLIPS]),
+        }
+        if entry["quantization"] == "float16-compute":
+            fp16 = CompiledModelRunner(model, "cpu", force_fp16=True)
+            entry["fp16_arithmetic"] = report.quality_metrics(
+                fp16.scores(clips), labels, ref if ref is not None else scores)
+        if memory:
+            entry["peak_memory_bytes"] = peak_memory_bytes(model.path, threads)
+        if gpu:
+            from keras_squeezetime.tflite.gpu_compatibility import gpu_accelerator_check
+
+            entry["gpu"] = gpu_accelerator_check(model.path)
+        reports.append(entry)
+    return reports
+
+
+def compiled_model_difference(model, clips: np.ndarray) -> dict:
+    """`{"max_abs_diff", "clips"}` between the CompiledModel API's outputs and the
+    interpreter's, over every output of `clips`."""
+    from keras_squeezetime.tflite.compiled_model import CompiledModelRunner
+
+    compiled = CompiledModelRunner(model, "cpu")
+    worst = 0.0
+    for clip in clips:
+        expected, got = model.run(clip), compiled.run(clip)
+        worst = max(worst, *(float(np.max(np.abs(got[k] - expected[k]))) for k in expected))
+    compiled.close()
+    return {"max_abs_diff": worst, "clips": int(len(clips))}
