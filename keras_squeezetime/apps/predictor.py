@@ -205,7 +205,7 @@ def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
     """Runs a `.tflite` through the LiteRT runner of `keras_squeezetime.tflite`."""
     # The one place the application floor reaches into the LiteRT package.
     from keras_squeezetime.tflite import interpreter as litert
-    from keras_squeezetime.tflite.convert import OUTPUT_NAME
+    from keras_squeezetime.tflite.export import OUTPUT_NAME
     from keras_squeezetime.tflite.metadata import labels_path_for, read_metadata
 
     try:
