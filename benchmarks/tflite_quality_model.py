@@ -26,7 +26,7 @@ def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
 
     from keras_squeezetime import SqueezeTime
     from keras_squeezetime.datasets.synthetic import generate_synthetic_dataset
-    from keras_squeezetime.predictor import ClipSettings
+    from keras_squeezetime.model_config import ClipSettings
     from keras_squeezetime.tflite.calibration import load_clips
 
     generate_synthetic_dataset(data, train_per_class, 32, num_frames=40, height=size,

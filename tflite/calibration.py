@@ -8,7 +8,6 @@ line, paths relative to the list's folder); anything else as a TFRecord glob pat
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Iterator
 
@@ -20,18 +19,6 @@ from keras_squeezetime.model_config import ClipSettings
 # would follow a handful of clips.
 MIN_CALIBRATION_CLIPS = 32
 DEFAULT_CALIBRATION_CLIPS = 300
-
-
-def read_training_config(model_path: str | os.PathLike) -> dict | None:
-    """The `config.json` training wrote beside `model_path`, or None if there is none."""
-    path = os.path.join(os.path.dirname(os.path.abspath(os.fspath(model_path))), "config.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
 def is_video_list(source: str) -> bool:
@@ -99,18 +86,15 @@ def calibration_clips(
 
 def _list_clips(list_file: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
     from keras_squeezetime.training.annotations import parse_video_list
-    from keras_squeezetime.video.decode import probe_video, read_frames
-    from keras_squeezetime.video.sampling import dense_indices
+    from keras_squeezetime.video.clips import video_clips
 
     entries = parse_video_list(list_file, video_root=os.path.dirname(os.path.abspath(list_file)))
     if not entries:
         raise ValueError(f"Video list {list_file} names no video.")
     for entry in entries:
-        num_frames = probe_video(entry.path).num_frames
-        # "center" is mmaction's validation window, as the TFRecord pipeline's eval clip.
-        indices = dense_indices(num_frames, spec.frames, spec.frame_interval, mode="center")
-        frames = read_frames(entry.path, indices, short_side=spec.short_side)
-        yield _centre_crop(frames, spec.image_size).astype(np.float32), entry.label_index
+        # One clip: the centre window, as validation and the TFRecord eval clip take it.
+        clips, _ = video_clips(entry.path, spec, num_clips=1)
+        yield clips[0], entry.label_index
 
 
 def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
@@ -124,14 +108,3 @@ def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray
     )
     for clips, labels in eval_dataset(pattern, 1, config).as_numpy_iterator():
         yield clips[0].astype(np.float32), int(labels[0])
-
-
-def _centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    height, width = frames.shape[1:3]
-    if height < size or width < size:
-        raise ValueError(
-            f"Frames of {height}x{width} px are smaller than the {size} px crop; "
-            "raise short_side or lower image_size."
-        )
-    top, left = (height - size) // 2, (width - size) // 2
-    return frames[:, top : top + size, left : left + size]

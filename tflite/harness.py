@@ -33,13 +33,15 @@ COMPILED_MODEL_CLIPS = 8
 
 
 def reference_logits(path: str, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Logits of the Keras model at `path` for pixel clips `(N, T, S, S, 3)`."""
+    """Logits of the Keras model at `path` (any kind `load_model` takes) for pixel clips
+    `(N, T, S, S, 3)`."""
     import keras
 
-    from keras_squeezetime.predictor import load_predictor
+    from keras_squeezetime.architecture import HEAD
+    from keras_squeezetime.model_loading import load_model
 
-    model = load_predictor(path).keras_model
-    head = model.get_layer("head")
+    model = load_model(path, image_size=clips.shape[2], frames=clips.shape[1]).model
+    head = model.get_layer(HEAD)
     activation, head.activation = head.activation, keras.activations.linear
     try:
         return np.concatenate([np.asarray(model(clips[i:i + batch_size], training=False))
@@ -49,16 +51,10 @@ def reference_logits(path: str, clips: np.ndarray, batch_size: int = 8) -> np.nd
 
 
 def clip_settings(model, frame_interval: int | None = None, short_side: int | None = None):
-    """The `ClipSettings` to sample clips for `model` (a `LiteRTModel`): its frames and
-    size, the frame interval and short side in its metadata, or the arguments."""
-    from keras_squeezetime.predictor import ClipSettings
-
-    frames, size = model.clip_shape[0], model.clip_shape[1]
-    return ClipSettings(
-        frames=frames, image_size=size,
-        frame_interval=frame_interval or model.config.get("frame_interval", 4),
-        short_side=short_side or model.config.get("short_side", max(size, round(size * 256 / 224))),
-    )
+    """The validation `ClipSettings` of `model` (a `LiteRTModel`, see its `model_config`),
+    the arguments overriding its frame interval and short side."""
+    return model.model_config().clip_settings(
+        "val", frame_interval=frame_interval, short_side=short_side)
 
 
 def evaluate(

@@ -17,12 +17,10 @@ import copy
 
 import numpy as np
 
+from keras_squeezetime.architecture import NORMALIZATION, SQUEEZE, STEM_CONV, STEM_PAD
+
 FRAMES, STACKED = "frames", "stacked"
 LAYOUTS = (FRAMES, STACKED)
-
-# Layer names of the SqueezeTime functional graph this module rewires.
-_NORMALIZATION, _SQUEEZE, _STEM_PAD, _STEM_CONV = ("normalization", "squeeze", "stem_pad",
-                                                  "stem_conv")
 
 
 def check_layout(layout: str) -> str:
@@ -94,16 +92,16 @@ def stacked_model(model):
       ValueError: `model` lacks the squeeze feeding the padded stem convolution.
     """
     names = {layer.name for layer in model.layers}
-    if not {_SQUEEZE, _STEM_PAD, _STEM_CONV} <= names:
-        raise ValueError(f"{model.name} has no '{_SQUEEZE}' -> '{_STEM_PAD}' -> '{_STEM_CONV}' "
+    if not {SQUEEZE, STEM_PAD, STEM_CONV} <= names:
+        raise ValueError(f"{model.name} has no '{SQUEEZE}' -> '{STEM_PAD}' -> '{STEM_CONV}' "
                          "stem: not a SqueezeTime classifier.")
-    _, frames, height, width, channels = model.get_layer(_SQUEEZE).input.shape
+    _, frames, height, width, channels = model.get_layer(SQUEEZE).input.shape
     config = copy.deepcopy(model.get_config())
-    squeeze = next(layer for layer in config["layers"] if layer["name"] == _SQUEEZE)
-    consumers = [layer["name"] for layer in config["layers"] if _reads(layer, _SQUEEZE)]
-    if consumers != [_STEM_PAD] or [
-            layer["name"] for layer in config["layers"] if _reads(layer, _STEM_PAD)] != [_STEM_CONV]:
-        raise ValueError(f"{model.name}: the squeeze must feed '{_STEM_PAD}' -> '{_STEM_CONV}' "
+    squeeze = next(layer for layer in config["layers"] if layer["name"] == SQUEEZE)
+    consumers = [layer["name"] for layer in config["layers"] if _reads(layer, SQUEEZE)]
+    if consumers != [STEM_PAD] or [
+            layer["name"] for layer in config["layers"] if _reads(layer, STEM_PAD)] != [STEM_CONV]:
+        raise ValueError(f"{model.name}: the squeeze must feed '{STEM_PAD}' -> '{STEM_CONV}' "
                          f"alone; it feeds {consumers}.")
     source = squeeze["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0]
     inputs = [layer["name"] for layer in config["layers"] if layer["class_name"] == "InputLayer"]
@@ -112,15 +110,15 @@ def stacked_model(model):
     stacked_shape = [None, height, width, channels * frames]
     kept = []
     for layer in config["layers"]:
-        if layer["name"] == _SQUEEZE:
+        if layer["name"] == SQUEEZE:
             continue
         if layer["name"] == inputs[0]:
             layer["config"]["batch_shape"] = stacked_shape
-        if layer["name"] == _NORMALIZATION:
+        if layer["name"] == NORMALIZATION:
             layer["config"]["mean"] = list(layer["config"]["mean"]) * frames
             layer["config"]["std"] = list(layer["config"]["std"]) * frames
             layer.pop("build_config", None)
-        nodes = _rewire(layer["inbound_nodes"], _SQUEEZE, source, stacked_shape)
+        nodes = _rewire(layer["inbound_nodes"], SQUEEZE, source, stacked_shape)
         layer["inbound_nodes"] = _rewire(nodes, inputs[0], inputs[0], stacked_shape)
         kept.append(layer)
     config["layers"] = kept
@@ -131,7 +129,7 @@ def stacked_model(model):
         if not layer.weights:
             continue
         weights = layer.get_weights()
-        if layer.name == _STEM_CONV:
+        if layer.name == STEM_CONV:
             weights[0] = weights[0][:, :, order, :]
         stacked.get_layer(layer.name).set_weights(weights)
     return stacked

@@ -93,6 +93,32 @@ class LiteRTModel:
         return (1, *self.clip_shape)
 
     @property
+    def num_classes(self) -> int:
+        """Classes of the `probabilities` output."""
+        return int(self.output_details[OUTPUT_NAME]["shape"][-1])
+
+    def model_config(self):
+        """The `ModelConfig` of the model in this file, by `ModelConfig`'s precedence rule.
+
+        `config.json` beside the file (if any) < the clip settings embedded at export <
+        what the file fixes: its frames and image size, its class count, and the class
+        names embedded in it.
+        """
+        from keras_squeezetime.model_config import ModelConfig, read_model_config
+
+        base = read_model_config(self.path) or ModelConfig()
+        recorded = {key: self.config[key] for key in ("frames", "frame_interval", "image_size",
+                                                     "short_side") if self.config.get(key)}
+        frames, size = self.clip_shape[0], self.clip_shape[1]
+        config = base.replace(**recorded).fixed_by_model(frames=frames, image_size=size)
+        names = self.labels or config.class_names
+        if names is not None and len(names) != self.num_classes:
+            raise ValueError(f"{self.path}: {len(names)} class names for {self.num_classes} "
+                             "outputs.")
+        return config.replace(num_classes=self.num_classes,
+                              class_names=tuple(names) if names is not None else None)
+
+    @property
     def input_dtype(self) -> np.dtype:
         return np.dtype(self.input_detail["dtype"])
 

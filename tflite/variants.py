@@ -87,9 +87,9 @@ def parse_quantizations(value: str) -> list[str]:
 def variant_file_name(model: str, quantization: str, input_type: str,
                       input_layout: str = "frames") -> str:
     """`<stem>_<quantization>[_uint8in][_stacked].tflite`, stem the model file's."""
-    from keras_squeezetime.predictor import KERAS_MODEL_NAME
+    from keras_squeezetime.model_config import KERAS_MODEL_FILE
 
-    name = KERAS_MODEL_NAME if os.path.isdir(model) else os.path.basename(model)
+    name = KERAS_MODEL_FILE if os.path.isdir(model) else os.path.basename(model)
     stem = name[: -len(WEIGHTS_SUFFIX)] if name.endswith(WEIGHTS_SUFFIX) else os.path.splitext(name)[0]
     return (f"{stem}_{quantization}{'_uint8in' if input_type == 'uint8' else ''}"
             f"{'_stacked' if input_layout == 'stacked' else ''}.tflite")
@@ -97,50 +97,22 @@ def variant_file_name(model: str, quantization: str, input_type: str,
 
 def check_model(model: str) -> None:
     """Raises FileNotFoundError or ValueError for a model that cannot be exported, unloaded."""
-    from keras_squeezetime.predictor import model_kind
+    from keras_squeezetime.model_loading import model_kind
 
-    if model.endswith(WEIGHTS_SUFFIX):
-        if not os.path.isfile(model):
-            raise FileNotFoundError(f"Weights file {model} does not exist.")
-    elif model_kind(model) == "tflite":
+    if model_kind(model) == "tflite":
         raise ValueError(f"{model} is already a LiteRT model; export from the Keras model.")
 
 
-def load_for_export(model: str, overrides: dict):
-    """`(keras model, clip settings dict, class names or None)` for any supported model kind."""
-    from keras_squeezetime.predictor import load_predictor
+def load_for_export(request: ExportRequest):
+    """`(keras model, ClipSettings, class names or None)` of the request's model, by the
+    one loader (`model_loading.load_model`) and `ModelConfig`'s precedence rule."""
+    from keras_squeezetime.model_loading import load_model
 
-    check_model(model)
-    if model.endswith(WEIGHTS_SUFFIX):
-        return _from_weights(model, overrides)
-    predictor = load_predictor(model, **overrides)
-    settings = predictor.settings
-    return predictor.keras_model, {
-        "frames": settings.frames, "frame_interval": settings.frame_interval,
-        "image_size": settings.image_size, "short_side": settings.short_side,
-    }, predictor.class_names
-
-
-def _from_weights(path: str, overrides: dict):
-    from keras_squeezetime.builder import SqueezeTime
-    from keras_squeezetime.tflite.calibration import read_training_config
-
-    config = read_training_config(path)
-    if config is None:
-        raise ValueError(f"{path}: a .weights.h5 needs the config.json training wrote beside it "
-                         "(frames, image_size, num_classes, width_multiplier).")
-    settings = {k: int(config[k]) for k in ("frames", "frame_interval", "image_size", "short_side")}
-    if overrides.get("frames") not in (None, settings["frames"]):
-        raise ValueError(f"{path} was trained on {settings['frames']}-frame clips; "
-                         f"cannot export with frames={overrides['frames']}.")
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    size = settings["image_size"]
-    model = SqueezeTime(
-        input_shape=(settings["frames"], size, size, 3), num_classes=int(config["num_classes"]),
-        width_multiplier=float(config["width_multiplier"]), weights=path,
-        **({"pos_embed_sizes": tuple(config["pos_embed_sizes"])} if "pos_embed_sizes" in config else {}),
-    )
-    return model, settings, config.get("class_names")
+    check_model(request.model)
+    loaded = load_model(request.model, image_size=request.image_size, frames=request.frames)
+    settings = loaded.config.clip_settings(
+        "val", frame_interval=request.frame_interval, short_side=request.short_side)
+    return loaded.model, settings, loaded.config.class_names
 
 
 def export_variant(request: ExportRequest, quantization: str, output: str) -> dict:
@@ -150,18 +122,15 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
       ValueError, FileNotFoundError, RuntimeError: the model, the data or the conversion
         failed; nothing is left at `output`.
     """
-    from keras_squeezetime.predictor import ClipSettings
     from keras_squeezetime.tflite import calibration
     from keras_squeezetime.tflite.export import export_tflite
 
     request.check([quantization])
-    overrides = {"frames": request.frames, "frame_interval": request.frame_interval,
-                 "image_size": request.image_size, "short_side": request.short_side}
-    model, settings, class_names = load_for_export(request.model, overrides)
+    model, settings, class_names = load_for_export(request)
     clips = None
     if quantization == "int8":
         clips = calibration.calibration_clips(
-            request.representative_data, ClipSettings(**settings), request.representative_clips,
+            request.representative_data, settings, request.representative_clips,
             request.min_representative_clips)
     if request.fold_batch_norm:
         from keras_squeezetime import fold_batch_norm
@@ -169,7 +138,7 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
         model = fold_batch_norm(model)
     result = export_tflite(
         model, output, quantization, request.input_type, clips, class_names=class_names,
-        sampling=settings, integer_output=request.integer_output,
+        sampling=dataclasses.asdict(settings), integer_output=request.integer_output,
         float_layers=list(request.float_layers), float_layers_weights=request.float_layers_weights,
         input_layout=request.input_layout)
     return {

@@ -9,7 +9,7 @@ FRAMES, SIZE = 4, 64
 
 
 def _settings():
-    from keras_squeezetime.predictor import ClipSettings
+    from keras_squeezetime.model_config import ClipSettings
 
     return ClipSettings(frames=FRAMES, frame_interval=2, image_size=SIZE, short_side=SIZE)
 
