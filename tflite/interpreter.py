@@ -110,6 +110,8 @@ class LiteRTModel:
         recorded = {key: self.config[key] for key in ("frames", "frame_interval", "image_size",
                                                      "short_side") if self.config.get(key)}
         frames, size = self.clip_shape[0], self.clip_shape[1]
+        if "short_side" in recorded:  # embedded for this file's crop size, not config.json's
+            recorded.setdefault("image_size", size)
         config = base.replace(**recorded).fixed_by_model(frames=frames, image_size=size)
         names = self.labels or config.class_names
         if names is not None and len(names) != self.num_classes:

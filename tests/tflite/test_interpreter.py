@@ -55,3 +55,27 @@ def test_undelegated_op_is_named_and_splits_the_graph(tmp_path):
     clip = np.random.default_rng(1).normal(size=(2, 8, 8, 8)).astype(np.float32)
     assert np.isfinite(model.run(clip)["probabilities"]).all()
 
+
+
+def test_model_config_of_a_tflite_file(tiny, tmp_path):
+    """config.json beside the file < settings embedded at export < what the file fixes."""
+    from keras_squeezetime.model_config import ModelConfig, write_model_config
+    from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    path = export_tflite(tiny.folded, tmp_path / "m.tflite", class_names=tiny.NAMES,
+                         sampling={"frame_interval": 3, "short_side": 80},
+                         input_layout="stacked").path
+    model = LiteRTModel(path, threads=1)
+    config = model.model_config()
+    assert (config.frames, config.image_size) == (tiny.FRAMES, tiny.SIZE)  # fixed by the file
+    assert (config.frame_interval, config.short_side) == (3, 80)  # embedded at export
+    assert config.num_classes == tiny.CLASSES and config.class_names == tuple(tiny.NAMES)
+    # A config.json beside the file gives what the export did not embed (the test
+    # protocol), and loses to what it did.
+    write_model_config(tmp_path, ModelConfig(frames=16, frame_interval=5, image_size=224,
+                                             test_views=(4, 3)))
+    config = LiteRTModel(path, threads=1).model_config()
+    assert config.test_views == (4, 3) and config.frame_interval == 3
+    assert (config.frames, config.image_size) == (tiny.FRAMES, tiny.SIZE)
+    assert config.clip_settings("val").short_side == 80
