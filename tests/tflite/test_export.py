@@ -249,3 +249,26 @@ def test_float16_compute_under_fp16_arithmetic(exports, held_out):
     metrics = quality_metrics(got, np.zeros(len(clips), int), reference)
     assert metrics["agreement_top1"] >= 0.95 and metrics["logit_cosine"] >= 0.998, metrics
     assert 1e-3 < metrics["logit_max_abs_error"] < 0.6, metrics  # fp16 rounding, not fp32
+
+
+def test_integer_output(tiny, exports, held_out, tmp_path):
+    """`integer_output=True`: int8 `probabilities`/`logits`, dequantised by the runner to the
+    float-output file's values within one output quantisation step."""
+    from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    calibration, _ = tiny.clips(40, seed=11)
+    result = export_tflite(tiny.folded, tmp_path / "int_out.tflite", "int8", "uint8", calibration,
+                           integer_output=True, input_layout="stacked")
+    model = LiteRTModel(result.path, threads=1)
+    details = model.output_details
+    assert {np.dtype(d["dtype"]) for d in details.values()} == {np.dtype(np.int8)}
+    clips, _ = held_out
+    got = model.scores(clips)
+    float_output = _scores(exports["int8_uint8_stacked"].path, clips)
+    step = details["logits"]["quantization"][0]
+    assert 0 < step < 0.5
+    assert np.abs(got - float_output).max() <= step * 0.51 + 1e-6
+    np.testing.assert_array_equal(got.argmax(1), float_output.argmax(1))
+    probabilities = model.run(clips[0])["probabilities"]
+    assert probabilities.dtype == np.float32 and abs(probabilities.sum() - 1) < 0.05

@@ -1,6 +1,8 @@
-"""The harness report's Markdown table."""
+"""The harness report: its metrics and its Markdown table."""
 
 from __future__ import annotations
+
+import pytest
 
 
 def test_table_shows_latency_and_xnnpack_delegation():
@@ -22,3 +24,43 @@ def test_table_shows_latency_and_xnnpack_delegation():
     assert rows["int8"][header.index("XNNPACK partitions")] == "8"
     assert rows["int8"][header.index("median ms")] == "12.50"
     assert rows["int8"][header.index("size (MB)")] == "2.50"
+
+
+def test_quality_metrics_on_constructed_predictions():
+    """Every metric on four clips whose values are worked out by hand (see the comments)."""
+    import math
+
+    import numpy as np
+
+    from keras_squeezetime.tflite.report import quality_metrics
+
+    labels = np.array([0, 2, 4, 5])
+    scores = np.array([
+        [3, 1, 0, 0, 0, 0],  # top-1 0: right
+        [0, 5, 2, 0, 0, 0],  # top-1 1: wrong; label 2 is second: in the top 5
+        [1, 0, 0, 0, 0, 0],  # top-1 0; ties keep index order: label 4 is 5th, in the top 5
+        [6, 5, 4, 3, 2, 1],  # top-1 0, top 5 = 0..4: label 5 in neither
+    ], dtype=np.float64)
+    reference = np.array([
+        [3, 1, 0, 0, 0, 0],  # top-1 0: agrees; cosine 1; error 0
+        [0, 2, 5, 0, 0, 0],  # top-1 2: disagrees; cosine 20/29; error 3
+        [0, 1, 0, 0, 0, 0],  # top-1 1: disagrees; cosine 0; error 1
+        [1, 0, 0, 0, 0, 0],  # top-1 0: agrees; cosine 6/sqrt(91); error 5
+    ], dtype=np.float64)
+    metrics = quality_metrics(scores, labels, reference)
+    expected = {
+        "clips": 4,
+        "top1": 1 / 4,
+        "top5": 3 / 4,
+        "reference_top1": 2 / 4,  # reference top-1 0, 2, 1, 0 against labels 0, 2, 4, 5
+        "agreement_top1": 2 / 4,
+        "logit_cosine": (1 + 20 / 29 + 0 + 6 / math.sqrt(91)) / 4,
+        "logit_cosine_min": 0.0,
+        "logit_max_abs_error": 5.0,
+        "logit_max_rel_error": 5 / 5,  # largest error over largest |reference| (row 2's 5)
+    }
+    assert set(metrics) == set(expected)
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, abs=1e-9), key
+    # Without a reference only accuracy is reported.
+    assert set(quality_metrics(scores, labels, None)) == {"clips", "top1", "top5"}
