@@ -6,7 +6,8 @@ turn, for several cycles: in one process, one runtime's spinning worker threads 
 the next one's runs by 10-20 %. Cycling spreads changes of machine load over all of them.
 
 Each variant is exported in its own process (the TF 2.20/2.21 converter leaks memory per
-call): float32 and full int8 (each with float and uint8 input) and dynamic-range, all from
+call): float32 and full int8 (each with float and uint8 input, the uint8 ones also in the
+stacked input layout) and dynamic-range, all from
 the folded graph (`fold_batch_norm`: BNs and pixel normalisation folded) with seeded random
 weights whose BN statistics come from a noise batch, so activation ranges look trained
 (weights do not change the latency otherwise; int8 is calibrated on noise clips). Ratios
@@ -35,7 +36,8 @@ import latency  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "/tmp/squeezetime_tflite_bench", "Where the variants are written.")
-flags.DEFINE_string("convert_one", None, "Internal: export one variant 'quantization:input_type'.")
+flags.DEFINE_string("convert_one", None,
+                    "Internal: export one variant 'quantization:input_type:input_layout'.")
 flags.DEFINE_integer("calibration_clips", 8, "Noise clips for int8 calibration.")
 flags.DEFINE_integer("burst", 5, "LiteRT variants: timed runs in a row per model and round, "
                      "after one untimed run, so each is timed warm, as an app calling it sees it.")
@@ -45,7 +47,10 @@ flags.DEFINE_string("time_runtime", None, "Internal: time one runtime (litert|ke
 KERAS, TORCH = "Keras (TF graph, folded)", "official PyTorch fp32"
 
 INPUT = (16, 224, 224, 3)
-VARIANTS = ("float32:float32", "float32:uint8", "dynamic:float32", "int8:float32", "int8:uint8")
+# quantization:input type:input layout
+VARIANTS = ("float32:float32:frames", "float32:uint8:frames", "float32:uint8:stacked",
+            "dynamic:float32:frames", "int8:float32:frames", "int8:uint8:frames",
+            "int8:uint8:stacked")
 
 
 def _model():
@@ -86,11 +91,12 @@ def _variant_path(variant: str) -> str:
 def convert_one(variant: str) -> None:
     from keras_squeezetime.tflite.export import export_tflite
 
-    quantization, input_type = variant.split(":")
+    quantization, input_type, layout = variant.split(":")
     clips = None
     if quantization == "int8":
         clips = np.random.default_rng(0).uniform(0, 255, (FLAGS.calibration_clips, *INPUT))
-    result = export_tflite(_model(), _variant_path(variant), quantization, input_type, clips)
+    result = export_tflite(_model(), _variant_path(variant), quantization, input_type, clips,
+                           input_layout=layout)
     print(f"{variant}: {result.size_bytes / 1e6:.1f} MB, float ops {list(result.float_ops)}")
 
 
@@ -129,7 +135,8 @@ def time_runtime(runtime: str) -> None:
 
 
 def _litert_name(variant: str) -> str:
-    return f"LiteRT {variant.replace(':', ', ')} input"
+    quantization, input_type, layout = variant.split(":")
+    return f"LiteRT {quantization}, {input_type} input{', stacked' if layout == 'stacked' else ''}"
 
 
 def main(argv):

@@ -14,7 +14,6 @@ Usage (the two models of BENCHMARKS.md, "LiteRT / TFLite"):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 FRAMES, INTERVAL, WIDTH = 8, 4, 0.25
@@ -26,7 +25,7 @@ def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
 
     from keras_squeezetime import SqueezeTime
     from keras_squeezetime.datasets.synthetic import generate_synthetic_dataset
-    from keras_squeezetime.model_config import ClipSettings
+    from keras_squeezetime.model_config import ClipSettings, ModelConfig, write_model_config
     from keras_squeezetime.tflite.calibration import load_clips
 
     generate_synthetic_dataset(data, train_per_class, 32, num_frames=40, height=size,
@@ -48,11 +47,9 @@ def main(data: str, out: str, size: int, train_per_class: int, epochs: int,
     model.save(os.path.join(out, "model.keras"))
     with open(os.path.join(data, "classes.txt"), encoding="utf-8") as handle:
         classes = [line.strip() for line in handle if line.strip()]
-    with open(os.path.join(out, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump({"frames": FRAMES, "frame_interval": INTERVAL, "image_size": size,
-                   "short_side": size, "num_classes": 8, "width_multiplier": WIDTH,
-                   "pos_embed_sizes": list(pos_sizes), "class_names": classes}, handle,
-                  indent=2)
+    write_model_config(out, ModelConfig(
+        frames=FRAMES, frame_interval=INTERVAL, image_size=size, short_side=size, num_classes=8,
+        class_names=tuple(classes), width_multiplier=WIDTH, pos_embed_sizes=pos_sizes))
 
 
 if __name__ == "__main__":
