@@ -38,7 +38,8 @@ flags.DEFINE_string("convert_one", None, "Internal: 'frames:quantization' to exp
 
 SIZE = 172
 MOVINET = [(50, "float32"), (50, "int8"), (16, "float32"), (16, "int8")]
-SQUEEZETIME = ["float32_float32", "int8_float32", "int8_uint8"]
+SQUEEZETIME = ["float32_float32_frames", "int8_float32_frames", "int8_uint8_frames",
+               "int8_uint8_stacked"]
 
 
 def _movinet_path(frames: int, quantization: str) -> str:
@@ -105,7 +106,8 @@ def main(argv):
     for variant in SQUEEZETIME:
         path = os.path.join(FLAGS.squeezetime_dir, variant + ".tflite")
         if os.path.exists(path):
-            models[f"SqueezeTime 16x224 {variant.replace('_', ', ')} input"] = path
+            quantization, input_type, layout = variant.split("_")
+            models[f"SqueezeTime 16x224 {quantization}, {input_type} input, {layout}"] = path
     timers = {name: _invoke_timer(path, FLAGS.threads) for name, path in models.items()}
     for run in timers.values():
         for _ in range(FLAGS.warmup):
@@ -117,11 +119,20 @@ def main(argv):
             run()
             times[name].append((time.perf_counter() - start) * 1e3)
     print(f"\n{FLAGS.threads} threads, batch 1, {FLAGS.runs} round-robin runs\n")
-    print("| model | size MB | median ms | p90 ms |")
-    print("|---|---|---|---|")
+    print("| model | size MB | median ms | p90 ms | XNNPACK partitions (ops outside) |")
+    print("|---|---|---|---|---|")
     for name, t in times.items():
         print(f"| {name} | {os.path.getsize(models[name]) / 1e6:.1f} | {np.median(t):.1f} | "
-              f"{np.percentile(t, 90):.1f} |")
+              f"{np.percentile(t, 90):.1f} | {_delegation(models[name])} |")
+
+
+def _delegation(path: str) -> str:
+    """`partitions (OP xN, ...)`: how XNNPACK took the graph (`LiteRTModel.delegation`)."""
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    found = LiteRTModel(path, FLAGS.threads).delegation()
+    outside = ", ".join(f"{op} x{count}" for op, count in found["ops_outside"].items())
+    return f"{found['partitions']} ({outside or 'none'})"
 
 
 if __name__ == "__main__":

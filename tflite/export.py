@@ -183,6 +183,34 @@ def export_tflite(
     )
 
 
+def calibrated_model(model, clips: np.ndarray, input_layout: str = "frames") -> bytes:
+    """The float graph `export_tflite` converts, with int8 calibration statistics on `clips`.
+
+    What the int8 route quantises (`int8_quantization.quantize`) and what the
+    quantisation debugger diagnoses (`quantization_debugger.layer_errors`). `clips` are
+    pixel clips `(N, T, S, S, 3)` in [0, 255]; the model is used as given (fold it first
+    to match an export).
+    """
+    import tensorflow as tf
+
+    from keras_squeezetime.tflite import input_layout as layouts
+    from keras_squeezetime.tflite.int8_quantization import calibrate
+
+    clip_shape = _clip_shape(model)
+    packed = layouts.pack(_calibration_array(clips, (1, *clip_shape)), input_layout)
+    graph_model = layouts.stacked_model(model) if input_layout == layouts.STACKED else model
+    workdir = tempfile.mkdtemp(prefix=".calibrate-")
+    try:
+        saved_model = os.path.join(workdir, "saved_model")
+        _write_saved_model(graph_model, saved_model,
+                           layouts.tensor_shape(clip_shape, input_layout), "float32")
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, [SIGNATURE_KEY])
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        return calibrate(converter, packed, np.float32)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _head(model):
     from keras_squeezetime.layers import ClassificationHead
 
