@@ -1,9 +1,10 @@
-"""Where a LiteRT model's time goes: per op type and per stage, plus its peak memory.
+"""Where a LiteRT model's time goes: per stage and per op type, plus its peak memory.
 
-Every operator is cut out and timed alone in the interpreter with XNNPACK
-(`keras_squeezetime.tflite.op_profile`); the whole model is timed too, and its peak
-memory measured in a bare process (`measurement.peak_memory_bytes`). BENCHMARKS.md's
-per-stage int8 times and peak memory come from here.
+Each stage is cut out of the graph and timed as one slice, and every operator alone, in the
+interpreter with XNNPACK (`keras_squeezetime.tflite.op_profile`, which says how to read
+the two); the whole model is timed too, and its peak memory measured in a bare process
+(`measurement.peak_memory_bytes`). BENCHMARKS.md's per-stage int8 times and peak memory
+come from here.
 
 Usage:
   python benchmarks/tflite_op_profile.py /tmp/tflite_bench/int8_uint8_stacked.tflite \
@@ -29,12 +30,18 @@ def main(path: str, threads: int, runs: int, top: int) -> None:
             print(f"timed {done}/{total} ops", file=sys.stderr, flush=True)
 
     rows = op_profile.profile(model_bytes, threads, runs, progress=progress)
+    stages = op_profile.group_times(model_bytes, threads, runs)
     whole = op_profile.time_model(model_bytes, threads, runs)
     summed = sum(row.median_ms for row in rows)
     print(f"\n{os.path.basename(path)}: {threads} threads; whole model {whole:.2f} ms (median of "
-          f"{runs}); its {len(rows)} ops timed alone sum to {summed:.2f} ms; peak memory "
-          f"added {peak_memory_bytes(path, threads) / 1e6:.1f} MB\n")
-    for key, title in (("group", "stage"), ("op", "op")):
+          f"{runs}); its stages timed as slices sum to {sum(stages.values()):.2f} ms, its "
+          f"{len(rows)} ops timed alone to {summed:.2f} ms; peak memory added "
+          f"{peak_memory_bytes(path, threads) / 1e6:.1f} MB\n")
+    print("| stage | ms (slice) | share of the whole model |\n|---|---|---|")
+    for stage, milliseconds in stages.items():
+        print(f"| {stage} | {milliseconds:.2f} | {milliseconds / whole:.1%} |")
+    print()
+    for key, title in (("op", "op"),):
         print(f"| {title} | ops | ms (ops alone) | share |")
         print("|---|---|---|---|")
         for value, (count, milliseconds) in op_profile.totals(rows, key).items():

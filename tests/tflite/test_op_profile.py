@@ -69,3 +69,19 @@ def test_group_of_tensor(name, group):
     from keras_squeezetime.tflite.op_profile import group_of_tensor
 
     assert group_of_tensor(name) == group
+
+
+def test_stage_slices_cover_the_model_in_order(tiny, tmp_path):
+    from keras_squeezetime.tflite import flatbuffer, op_profile
+    from keras_squeezetime.tflite.export import export_tflite
+
+    path = export_tflite(tiny.folded, tmp_path / "m.tflite", input_type="uint8",
+                         input_layout="stacked").path
+    model_bytes = open(path, "rb").read()
+    runs = op_profile.group_runs(flatbuffer.read(model_bytes))
+    assert [group for group, _, _ in runs] == ["io", "stem", "stage1", "stage2", "stage3",
+                                               "stage4", "head", "io"]
+    assert runs[0][1] == 0 and all(a[2] == b[1] for a, b in zip(runs, runs[1:]))
+    times = op_profile.group_times(model_bytes, threads=1, runs=3, warmup=1)
+    assert set(times) == {"io", "stem", "stage1", "stage2", "stage3", "stage4", "head"}
+    assert all(value > 0 for value in times.values())
