@@ -5,8 +5,10 @@ Measures, in one run on this machine:
   * the Keras model at batch 1 (median and p90 latency) and batch 8 (clips/s), as a
     graph (`tf.function`), with its BNs folded (`keras_squeezetime.fold_batch_norm`), and
     folded under XLA (`jit_compile=True`);
-  * all models timed round-robin (one run of each in turn), so that load changes on a
-    shared machine affect every model alike and the ratios stay fair;
+  * each model timed alone in its own process, in turn, for several cycles (`--cycles`):
+    timing runtimes round-robin in one process let one's worker threads slow the next
+    one's runs by 10-20 % (BENCHMARKS.md, LiteRT); cycling spreads changes of machine load
+    over all models, so ratios from one run stay fair;
   * optionally the official PyTorch model at the same sizes and thread count, loaded
     from a copy of the official source file (`--official_source`, e.g. a clone of
     xinghaochen/SqueezeTime: mmaction/models/backbones/SqueezeTime.py). PyTorch is
@@ -16,13 +18,15 @@ Efficiency = 2 x 5.506e9 / (latency x roof): the fraction of the roof the model'
 multiply-adds (fvcore count, 5.506 G) would need at that latency.
 
 Usage:
-  python benchmarks/latency.py [--threads 2] [--runs 30]
+  python benchmarks/latency.py [--threads 2] [--runs 30] [--cycles 3]
       [--official_source path/to/SqueezeTime.py]
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 import time
 import types
@@ -36,6 +40,10 @@ flags.DEFINE_integer("runs", 30, "Timed runs at batch 1 (batch 8 uses a third)."
 flags.DEFINE_integer("warmup", 5, "Untimed runs first.")
 flags.DEFINE_string("official_source", None, "Path to the official SqueezeTime.py to time PyTorch.")
 flags.DEFINE_bool("xla", True, "Also time the Keras model under XLA.")
+flags.DEFINE_integer("cycles", 3, "Rounds of timing each model alone in its own process.")
+flags.DEFINE_string("time_model", None, "Internal: time one model in this process and print "
+                    "its times.")
+flags.DEFINE_bool("roof_only", False, "Internal: print the matmul roof and exit.")
 
 MULTIPLY_ADDS = 5.506e9
 INPUT = (16, 224, 224, 3)
@@ -105,22 +113,56 @@ def torch_runners(path: str, threads: int):
     return runner
 
 
-def measure_interleaved(named_makers: dict, runs: int, warmup: int, roof: float) -> list[dict]:
-    """Times every model round-robin, so a change in machine load hits all of them alike."""
-    batch1 = {name: make(1) for name, make in named_makers.items()}
-    batch8 = {name: make(8) for name, make in named_makers.items()}
-    for fn in [*batch1.values(), *batch8.values()]:
-        for _ in range(warmup):
-            fn()
-    times1 = {name: [] for name in named_makers}
-    times8 = {name: [] for name in named_makers}
-    for run in range(runs):
-        for name in named_makers:
-            times1[name].append(_time(batch1[name], 1, 0)[0])
-            if run % 3 == 0:
-                times8[name].append(_time(batch8[name], 1, 0)[0])
+KERAS, KERAS_FOLDED, KERAS_XLA, TORCH = (
+    "Keras (TF graph)", "Keras, BN folded", "Keras, BN folded, XLA", "official PyTorch")
+
+
+def _makers(name: str) -> dict:
+    """`{batch: run}` of one model, built in this process."""
+    if name == TORCH:
+        make = torch_runners(FLAGS.official_source, FLAGS.threads)
+    else:
+        import tensorflow as tf
+
+        _tensorflow_threads(tf)
+        make = keras_runners(tf, name == KERAS_XLA, fold=name != KERAS)
+    return {1: make(1), 8: make(8)}
+
+
+def _tensorflow_threads(tf) -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def time_model(name: str) -> None:
+    """Worker: times one model at batch 1 and 8 and prints `TIMES {"1": [s], "8": [s]}`."""
+    runs = _makers(name)
+    times = {batch: _time(run, FLAGS.runs if batch == 1 else max(1, FLAGS.runs // 3),
+                          FLAGS.warmup).tolist() for batch, run in runs.items()}
+    print("TIMES " + json.dumps(times))
+
+
+def _in_subprocess(*args: str) -> str:
+    result = subprocess.run([sys.executable, __file__, *args, f"--threads={FLAGS.threads}",
+                             f"--runs={FLAGS.runs}", f"--warmup={FLAGS.warmup}",
+                             f"--official_source={FLAGS.official_source or ''}"],
+                            check=True, capture_output=True, text=True)
+    return result.stdout
+
+
+def measure(names: list[str], roof: float) -> list[dict]:
+    """Each model timed alone in its own process, `--cycles` rounds in turn."""
+    times1 = {name: [] for name in names}
+    times8 = {name: [] for name in names}
+    for cycle in range(FLAGS.cycles):
+        for name in names:
+            out = _in_subprocess(f"--time_model={name}")
+            values = json.loads(next(l for l in out.splitlines() if l.startswith("TIMES "))[6:])
+            times1[name] += values["1"]
+            times8[name] += values["8"]
+            print(f"cycle {cycle + 1}/{FLAGS.cycles}: timed {name}", flush=True)
     rows = []
-    for name in named_makers:
+    for name in names:
         median = float(np.median(times1[name]))
         rows.append({
             "name": name,
@@ -132,26 +174,32 @@ def measure_interleaved(named_makers: dict, runs: int, warmup: int, roof: float)
     return rows
 
 
+def _roof() -> float:
+    out = _in_subprocess("--roof_only")
+    return float(next(l for l in out.splitlines() if l.startswith("ROOF "))[5:])
+
+
 def main(argv):
     del argv
-    import tensorflow as tf
+    if FLAGS.roof_only:
+        import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    roof = matmul_roof(tf)
-    makers = {
-        "Keras (TF graph)": keras_runners(tf, False),
-        "Keras, BN folded": keras_runners(tf, False, fold=True),
-    }
-    if FLAGS.xla:
-        makers["Keras, BN folded, XLA"] = keras_runners(tf, True, fold=True)
+        _tensorflow_threads(tf)
+        print(f"ROOF {matmul_roof(tf)}")
+        return
+    if FLAGS.time_model:
+        time_model(FLAGS.time_model)
+        return
+    names = [KERAS, KERAS_FOLDED] + ([KERAS_XLA] if FLAGS.xla else [])
     if FLAGS.official_source:
-        makers["official PyTorch"] = torch_runners(FLAGS.official_source, FLAGS.threads)
-    rows = measure_interleaved(makers, FLAGS.runs, FLAGS.warmup, roof)
-    roof_after = matmul_roof(tf)
+        names.append(TORCH)
+    roof = _roof()
+    rows = measure(names, roof)
+    roof_after = _roof()
     print(f"\nmatmul roof before/after: {roof:.0f}/{roof_after:.0f} GFLOP/s")
     reference = rows[-1] if FLAGS.official_source else None
-    print(f"({FLAGS.threads} threads; efficiency uses the roof measured first)\n")
+    print(f"({FLAGS.threads} threads; each model alone in its own process, {FLAGS.cycles} "
+          f"cycles x {FLAGS.runs} runs at batch 1; efficiency uses the roof measured first)\n")
     print("| model | batch 1 median ms | batch 1 p90 ms | batch 8 clips/s | efficiency |"
           + (" latency vs PyTorch |" if reference else ""))
     print("|---|---|---|---|---|" + ("---|" if reference else ""))
