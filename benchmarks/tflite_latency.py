@@ -31,7 +31,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # benchmarks/latency.py: the Keras and official PyTorch runners, and the flags --threads,
-# --runs, --warmup and --official_source, which this script shares.
+# --runs, --warmup, --cycles and --official_source, which this script shares.
 import latency  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -41,7 +41,6 @@ flags.DEFINE_string("convert_one", None,
 flags.DEFINE_integer("calibration_clips", 8, "Noise clips for int8 calibration.")
 flags.DEFINE_integer("burst", 5, "LiteRT variants: timed runs in a row per model and round, "
                      "after one untimed run, so each is timed warm, as an app calling it sees it.")
-flags.DEFINE_integer("cycles", 3, "Rounds of timing each runtime in its own process.")
 flags.DEFINE_string("time_runtime", None, "Internal: time one runtime (litert|keras|torch).")
 flags.DEFINE_bool("compiled_model", True, "Also time the uint8-input variants through the "
                   "CompiledModel API (what Android apps use), besides the Interpreter.")
