@@ -47,7 +47,7 @@ def main(path: str, threads: int, runs: int, top: int) -> None:
         for value, (count, milliseconds) in op_profile.totals(rows, key).items():
             print(f"| {value} | {count} | {milliseconds:.2f} | {milliseconds / summed:.1%} |")
         print()
-    print(f"| slowest ops | dtype | stage | ms |\n|---|---|---|---|")
+    print("| slowest ops | dtype | stage | ms |\n|---|---|---|---|")
     for row in sorted(rows, key=lambda r: -r.median_ms)[:top]:
         print(f"| {row.op} {row.output[-60:]} | {row.dtype} | {row.group} | {row.median_ms:.3f} |")
 
