@@ -7,12 +7,15 @@ synthetic colours), then times, in this process (= one worker):
   decode    probe + PyAV decode + resize to the short side (`read_frames`)
   encode    decode + JPEG encoding of every stored frame (`encode_video`, what a worker does)
   prepare   `prepare_dataset(workers=1)` end to end, including building and writing records
+  jpeg      per stored frame: Pillow (what workers use) against `tf.io.encode_jpeg`, same
+            quality, ms per frame and bytes per frame (`--jpeg-encoders`)
 
 CPU seconds are reported next to wall seconds: PyAV decodes with frame threads, so
 one process may borrow a second core; the per-core rate uses CPU seconds. The
 extrapolation to Kinetics-400 (about 260k train + val clips) assumes one worker per core.
 
   python benchmarks/prepare_rate.py --source-size 640x360 --videos 4
+  python benchmarks/prepare_rate.py --source-size 640x360 --videos 1 --jpeg-encoders
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=None)
     parser.add_argument("--max-frames", type=int, default=300)
     parser.add_argument("--jpeg-quality", type=int, default=90)
+    parser.add_argument("--jpeg-encoders", action="store_true",
+                        help="also time Pillow against tf.io.encode_jpeg per stored frame")
     args = parser.parse_args()
 
     from keras_squeezetime.training.annotations import VideoEntry
@@ -95,6 +100,10 @@ def main() -> None:
         )
         encode = timed(lambda: encode_video(entry, settings), args.videos)
         stored = len(encode_video(entry, settings)["jpegs"])
+        if args.jpeg_encoders:
+            frames = read_frames(source, short_side=args.short_side, fps=args.fps,
+                                 max_frames=args.max_frames)
+            jpeg = jpeg_encoders(frames, args.jpeg_quality)
 
         output = os.path.join(workdir, "records")
         manifests = []
@@ -132,7 +141,37 @@ def main() -> None:
             "hours_on_32_cores": round(KINETICS400_VIDEOS / (rate * 32) / 3600, 1),
         },
     }
+    if args.jpeg_encoders:
+        result["jpeg_per_frame"] = jpeg
     print(json.dumps(result, indent=2))
+
+
+def jpeg_encoders(frames: np.ndarray, quality: int) -> dict[str, dict[str, float]]:
+    """Median ms and mean bytes per frame of each JPEG encoder on the same stored frames."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    def pillow(frame):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+        return buffer.getvalue()
+
+    def tensorflow(frame):
+        return tf.io.encode_jpeg(frame, quality=quality).numpy()
+
+    result = {}
+    for name, encode in (("pillow", pillow), ("tf.io.encode_jpeg", tensorflow)):
+        encode(frames[0])  # warm-up
+        times, sizes = [], []
+        for frame in frames:
+            start = time.perf_counter()
+            sizes.append(len(encode(frame)))
+            times.append(time.perf_counter() - start)
+        result[name] = {"median_ms": round(1e3 * float(np.median(times)), 3),
+                        "mean_bytes": round(float(np.mean(sizes)))}
+    return result
 
 
 if __name__ == "__main__":
