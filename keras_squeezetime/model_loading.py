@@ -190,17 +190,20 @@ def _load_official(source: str, kind: str, image_size: int | None):
             frames=meta["frames"], num_classes=meta["num_classes"],
             class_names=load_labels(meta["labels"]) if meta["labels"] else None,
             width_multiplier=meta["width_multiplier"], pos_embed_sizes=meta["pos_embed_sizes"],
+            **meta["protocol"],
         )
     else:
         state = load_state_dict(source)
         checkpoint = inspect_checkpoint(state)
         # An official checkpoint's class count names the dataset it was trained on.
-        labels = _OFFICIAL_LABELS.get(checkpoint.num_classes)
+        preset = _OFFICIAL_PRESETS.get(checkpoint.num_classes)
+        labels = preset["labels"] if preset else None
         config = ModelConfig(
             frames=checkpoint.frames, num_classes=checkpoint.num_classes,
             class_names=load_labels(labels) if labels else None,
             width_multiplier=checkpoint.width_multiplier,
             pos_embed_sizes=checkpoint.pos_embed_sizes,
+            **(preset["protocol"] if preset else {}),
         )
     # The embeddings' own size is the input they were made for (56 -> 224 px).
     config = config.fixed_by_model(
@@ -282,9 +285,10 @@ def _drop_build_configs(config: Any) -> None:
             _drop_build_configs(value)
 
 
-# Class count of each official classifier checkpoint -> the built-in list it was trained with.
-_OFFICIAL_LABELS = {meta["num_classes"]: meta["labels"] for meta in presets.PRESETS.values()
-                    if meta["num_classes"]}
+# Class count of each official classifier checkpoint -> the preset it matches (its built-in
+# class list and its dataset's evaluation protocol).
+_OFFICIAL_PRESETS = {meta["num_classes"]: meta for meta in presets.PRESETS.values()
+                     if meta["num_classes"]}
 
 
 def _isdir(path: str) -> bool:

@@ -17,6 +17,8 @@ CACHE_SUBDIR = "squeezetime"
 # file_hash is None for every preset: the files could not be downloaded where this
 # table was written, so their SHA-256 is unknown and downloads are not verified.
 # Accuracies are the paper's (Tables 7-9); the file names carry the exact top-1.
+# "protocol": the official configs' validation and test views (clips, crops) and the test
+# short side and crop, what `squeezetime-evaluate` uses by default for the model.
 PRESETS: dict[str, dict[str, Any]] = {
     "kinetics400": {
         "file": "SqueezeTime_K400_71.64.pth",
@@ -29,6 +31,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pos_embed_sizes": (56, 28, 14, 7),
         "top1": 71.6,
         "top5": 89.3,
+        "protocol": {"val_views": (1, 1), "test_views": (10, 3), "test_short_side": 224,
+                     "test_image_size": 224},
         "file_hash": None,
     },
     "kinetics600": {
@@ -42,6 +46,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pos_embed_sizes": (56, 28, 14, 7),
         "top1": 76.0,
         "top5": 92.5,
+        "protocol": {"val_views": (1, 1), "test_views": (10, 3), "test_short_side": 224,
+                     "test_image_size": 224},
         "file_hash": None,
     },
     "hmdb51": {
@@ -55,6 +61,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pos_embed_sizes": (56, 28, 14, 7),
         "top1": 65.6,
         "top5": 90.3,
+        "protocol": {"val_views": (2, 3), "test_views": (2, 3), "test_short_side": 286,
+                     "test_image_size": 286},
         "file_hash": None,
     },
     "imagenet": {
@@ -71,6 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pos_embed_sizes": (56, 28, 14, 7),
         "top1": None,
         "top5": None,
+        "protocol": {},
         "file_hash": None,
     },
 }

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime, presets
-from keras_squeezetime.model_config import ModelConfig, write_model_config
+from keras_squeezetime.model_config import ClipSettings, ModelConfig, write_model_config
 from keras_squeezetime.model_loading import load_model, load_weights_into, model_kind
 
 SMALL = dict(width_multiplier=0.25, pos_embed_sizes=(16, 8, 4, 2))
@@ -154,3 +154,25 @@ def test_load_weights_into_from_weights_h5_of_another_head(run_folder):
     finally:
         (run_folder / "moved.weights.h5").rename(run_folder / "model.weights.h5")
     assert json.loads((run_folder / "config.json").read_text())["num_classes"] == 3
+
+
+def test_a_preset_and_its_checkpoint_carry_their_dataset_protocol(parity, release, monkeypatch):
+    """HMDB51's official test is 2 clips x 3 crops of 286 at short side 286, Kinetics' 10x3
+    at 224: what `squeezetime-evaluate` uses by default for the preset and its .pth."""
+    assert presets.PRESETS["hmdb51"]["protocol"] == {
+        "val_views": (2, 3), "test_views": (2, 3), "test_short_side": 286, "test_image_size": 286}
+    config = parity["config"]
+    # A stand-in preset: the parity checkpoint (10 classes) under HMDB51's protocol.
+    tiny = dict(presets.PRESETS["hmdb51"], file="tiny_hmdb.pth", num_classes=10, labels=None,
+                width_multiplier=config["widen_factor"],
+                pos_embed_sizes=tuple(config["pos_dim"]))
+    monkeypatch.setitem(presets.PRESETS, "tiny_hmdb", tiny)
+    shutil.copy(parity["pth"], release / "tiny_hmdb.pth")
+    loaded = load_model("tiny_hmdb")
+    assert loaded.config.test_views == (2, 3) and loaded.config.val_views == (2, 3)
+    assert loaded.config.clip_settings("test") == ClipSettings(16, 4, 286, 286)
+    # Run at 112 px, the test crop keeps its 286/224 ratio to the model's size.
+    smaller = load_model("tiny_hmdb", image_size=112).config
+    assert smaller.clip_settings("test") == ClipSettings(16, 4, 143, 143)
+    # A .pth whose class count names no official dataset gets the default (Kinetics) protocol.
+    assert load_model(parity["pth"]).config.test_views == (10, 3)
