@@ -21,6 +21,28 @@ def kaiming_fan_out() -> keras.initializers.Initializer:
     )
 
 
+def depthwise_kaiming_fan_out(channels: int) -> keras.initializers.Initializer:
+    """`kaiming_fan_out` as PyTorch computes it for a depthwise (grouped) kernel.
+
+    PyTorch's fan-out of a `(C, 1, kh, kw)` weight is `C * kh * kw`; Keras counts only
+    `kh * kw * multiplier` for a depthwise kernel, which would make the official 2x2
+    downsampling kernels `sqrt(C)` times larger. The scale puts the `C` back.
+    """
+    return keras.initializers.VarianceScaling(
+        scale=2.0 / channels, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+def torch_default_bias(fan_in: int) -> keras.initializers.Initializer:
+    """PyTorch's default convolution bias: uniform in `+-1 / sqrt(fan_in)`.
+
+    The official code re-initialises only the weights, so its biases keep this default
+    (`fan_in = in_channels / groups * kh * kw`).
+    """
+    bound = 1.0 / float(fan_in) ** 0.5
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
 def batch_norm_affine(layer: keras.layers.BatchNormalization) -> tuple:
     """`(scale, shift)` with `BN(x) == x * scale + shift` in inference mode (NumPy arrays)."""
     import numpy as np

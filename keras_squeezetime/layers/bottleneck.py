@@ -8,9 +8,11 @@ from keras import ops
 from keras_squeezetime.architecture import EXPANSION
 from keras_squeezetime.layers.batch_norm import (
     batch_norm_affine,
+    depthwise_kaiming_fan_out,
     fold_into,
     kaiming_fan_out,
     official_batch_norm,
+    torch_default_bias,
 )
 from keras_squeezetime.layers.ctl import ChannelTimeLearning
 
@@ -66,6 +68,9 @@ class CTLBottleneck(keras.layers.Layer):
     def build(self, input_shape):
         shape = tuple(input_shape)
         if self.strides == 2:
+            # The official initialisation (PyTorch's fans), known once the width is.
+            self.downsample.depthwise_initializer = depthwise_kaiming_fan_out(shape[-1])
+            self.downsample.bias_initializer = torch_default_bias(2 * 2)
             self.downsample.build(shape)
             shape = self.downsample.compute_output_shape(shape)
         inner = (*shape[:3], self.planes)

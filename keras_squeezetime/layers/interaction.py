@@ -10,6 +10,7 @@ from keras_squeezetime.layers.batch_norm import (
     fold_into,
     kaiming_fan_out,
     official_batch_norm,
+    torch_default_bias,
 )
 from keras_squeezetime.layers.positional import PositionalEmbedding
 
@@ -49,6 +50,13 @@ class InterTemporalInteraction(keras.layers.Layer):
 
     def build(self, input_shape):
         gate_shape = (*input_shape[:3], GATE_CHANNELS)
+        # PyTorch's default biases (the official code re-initialises only the weights).
+        for conv, channels in (
+            (self.short_conv, input_shape[-1]), (self.gate_conv1, input_shape[-1]),
+            (self.gate_conv2, GATE_CHANNELS), (self.gate_conv3, GATE_CHANNELS),
+        ):
+            height, width = conv.kernel_size
+            conv.bias_initializer = torch_default_bias(channels * height * width)
         self.short_conv.build(input_shape)
         self.gate_conv1.build(input_shape)
         self.pos_embed.build(gate_shape)

@@ -61,16 +61,21 @@ def test_folding_keeps_preprocessing_softmax_and_downsampling_paths():
     keras.utils.set_random_seed(0)
     model = SqueezeTime(input_shape=(4, 64, 64, 3), width_multiplier=0.25, num_classes=5)
     rng = np.random.default_rng(0)
-    # Non-trivial statistics everywhere, so that every folded term matters; scales around 1
-    # keep a random 16-block stack well conditioned (larger ones grow logits to ~1e2 and
-    # amplify float rounding to ~1e-4, smaller ones fade the input out).
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.25, n))
-            layer.beta.assign(rng.normal(0, 0.2, n))
-            layer.moving_mean.assign(rng.normal(0, 0.2, n))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
+    # Non-trivial statistics everywhere, so that every folded term matters, near the
+    # statistics of real activations (taken from a batch, then perturbed) so the random
+    # 16-block stack neither grows logits to where float rounding shows (~1e-4) nor fades
+    # the input out, whatever the scale of the initial weights.
+    bns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in bns:
+        layer.momentum = 0.0
+    model(rng.uniform(0, 255, (8, 4, 64, 64, 3)).astype("float32"), training=True)
+    for layer in bns:
+        n = layer.gamma.shape[0]
+        layer.gamma.assign(rng.uniform(0.5, 1.25, n))
+        layer.beta.assign(rng.normal(0, 0.2, n))
+        layer.moving_mean.assign(layer.moving_mean + rng.normal(0, 0.2, n) * np.sqrt(
+            layer.moving_variance))
+        layer.moving_variance.assign(layer.moving_variance * rng.uniform(0.5, 2.0, n))
     clip = rng.uniform(0, 255, (2, 4, 64, 64, 3)).astype("float32")
     folded = fold_batch_norm(model)
     expected = _logits(model, clip)

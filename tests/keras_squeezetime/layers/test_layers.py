@@ -102,3 +102,25 @@ def test_temporal_focus_gates_lie_in_unit_interval():
     gates = np.asarray(focus(np.random.default_rng(5).normal(size=(3, 5, 5, 6)).astype("float32")))
     assert gates.shape == (3, 1, 1, 6)
     assert (gates > 0).all() and (gates < 1).all()
+
+
+def test_downsampling_kernel_and_biases_start_as_the_official_ones():
+    # PyTorch: kaiming_normal_(fan_out) of a (C, 1, 2, 2) depthwise weight has fan-out 4C,
+    # so std sqrt(2 / 4C); every conv bias keeps PyTorch's U(+-1/sqrt(fan_in)).
+    keras.utils.set_random_seed(0)
+    channels = 256
+    block = st_layers.CTLBottleneck(planes=16, pos_embed_size=4, strides=2)
+    block.build((2, 8, 8, channels))
+    kernel = np.asarray(block.downsample.kernel)
+    assert kernel.std() == pytest.approx(np.sqrt(2 / (4 * channels)), rel=0.1)
+    bounds = [
+        (block.downsample.bias, 1 / np.sqrt(4)),
+        (block.ctl.ioi.short_conv.bias, 1 / np.sqrt(9 * 16)),
+        (block.ctl.ioi.gate_conv1.bias, 1 / np.sqrt(9 * 16)),
+        (block.ctl.ioi.gate_conv2.bias, 1 / np.sqrt(49 * 16)),
+        (block.ctl.ioi.gate_conv3.bias, 1 / np.sqrt(9 * 16)),
+    ]
+    for bias, bound in bounds:
+        values = np.asarray(bias)
+        assert np.abs(values).max() <= bound, bias.path
+        assert np.abs(values).max() > 0.7 * bound, bias.path  # uniform, not zeros
