@@ -28,7 +28,8 @@ class Recipe:
       lr_per_64: learning rate for a global batch of 64; scaled linearly.
       schedule: "cosine" (linear warm-up then cosine) or "multistep".
       warmup_epochs, warmup_factor: warm-up length and start (fraction of the peak).
-      final_factor: cosine floor as a fraction of the peak.
+      final_lr: cosine floor, absolute: the official configs' `eta_min = base_lr / 100`
+        = 1.5e-4, which mmengine's `auto_scale_lr` does not scale with the batch.
       milestones, gamma: multistep drops (epochs) and factor.
       momentum: SGD momentum.
       weight_decay: coupled L2 decay (PyTorch SGD `weight_decay`).
@@ -51,7 +52,7 @@ class Recipe:
     schedule: str = "cosine"
     warmup_epochs: float = 8.0
     warmup_factor: float = 0.1
-    final_factor: float = 0.01
+    final_lr: float = 1.5e-4
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     momentum: float = 0.9
@@ -89,7 +90,7 @@ class Recipe:
 
 KINETICS400 = Recipe(name="kinetics400", num_classes=400, labels="kinetics400")
 KINETICS600 = dataclasses.replace(
-    KINETICS400, name="kinetics600", num_classes=600, labels="kinetics600"
+    KINETICS400, name="kinetics600", num_classes=600, labels="kinetics600", weight_decay=3e-5
 )
 HMDB51 = Recipe(
     name="hmdb51",

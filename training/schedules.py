@@ -16,11 +16,13 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
 class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from `base * warmup_factor`, then cosine down to `base * final_factor`.
+    """Linear warm-up from `base * warmup_factor`, then cosine down to a floor `lo`.
 
     `lr(e) = base * (f0 + (1 - f0) * e / W)` for epochs `e < W`, then
-    `lr(e) = lo + (base - lo) * (1 + cos(pi * (e - W) / (E - W))) / 2` with `lo = base *
-    final_factor`, reaching `lo` at `E = total_epochs` and staying there.
+    `lr(e) = lo + (base - lo) * (1 + cos(pi * (e - W) / (E - W))) / 2`, reaching `lo` at
+    `E = total_epochs` and staying there. `lo` is `final_learning_rate` when given (an
+    absolute floor, as mmengine's `eta_min`, which its `auto_scale_lr` does not scale with
+    the batch), else `base * final_factor`; never above `base`.
 
     Args:
       base_learning_rate: peak learning rate (reached at the end of warm-up).
@@ -29,6 +31,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
       warmup_epochs: length of the linear warm-up (0 starts at the peak).
       warmup_factor: warm-up start as a fraction of the peak (mmaction `start_factor` 0.1).
       final_factor: floor as a fraction of the peak (0.01: "cosine to lr/100").
+      final_learning_rate: absolute floor; overrides `final_factor`.
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         warmup_epochs: float = 0.0,
         warmup_factor: float = 0.1,
         final_factor: float = 0.01,
+        final_learning_rate: float | None = None,
     ):
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1; got {steps_per_epoch}.")
@@ -52,11 +56,16 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_epochs = float(warmup_epochs)
         self.warmup_factor = float(warmup_factor)
         self.final_factor = float(final_factor)
+        self.final_learning_rate = (
+            None if final_learning_rate is None else float(final_learning_rate)
+        )
 
     def __call__(self, step):
         epoch = ops.cast(step, "float32") / float(self.steps_per_epoch)
         base = self.base_learning_rate
         floor = base * self.final_factor
+        if self.final_learning_rate is not None:
+            floor = min(self.final_learning_rate, base)
         if self.warmup_epochs > 0:
             warm = base * (
                 self.warmup_factor + (1.0 - self.warmup_factor) * epoch / self.warmup_epochs
@@ -77,6 +86,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_epochs": self.warmup_epochs,
             "warmup_factor": self.warmup_factor,
             "final_factor": self.final_factor,
+            "final_learning_rate": self.final_learning_rate,
         }
 
 

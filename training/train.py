@@ -333,7 +333,7 @@ def make_schedule(
     if recipe.schedule == "cosine":
         return WarmupCosineDecay(
             peak, steps_per_epoch, recipe.epochs, recipe.warmup_epochs,
-            recipe.warmup_factor, recipe.final_factor,
+            recipe.warmup_factor, final_learning_rate=recipe.final_lr,
         )
     if recipe.schedule == "multistep":
         return MultiStepDecay(peak, steps_per_epoch, recipe.milestones, recipe.gamma)

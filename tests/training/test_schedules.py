@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime.training.optimizer import TorchSGD
-from keras_squeezetime.training.recipes import HMDB51, KINETICS400, get_recipe
+from keras_squeezetime.training.recipes import HMDB51, KINETICS400, KINETICS600, get_recipe
 from keras_squeezetime.training.schedules import MultiStepDecay, WarmupCosineDecay
 
 
@@ -36,6 +36,16 @@ def test_warmup_is_per_step_not_per_epoch():
     assert values[8] == pytest.approx(1.0)
 
 
+def test_cosine_floor_can_be_absolute_and_never_exceeds_the_peak():
+    # mmengine's eta_min: 1.5e-4 whatever the batch (the peak scales, the floor does not).
+    for peak in (0.12, 0.015):
+        schedule = WarmupCosineDecay(peak, 10, 100, 8, final_learning_rate=1.5e-4)
+        assert _lr(schedule, 100) == pytest.approx(1.5e-4)
+        assert _lr(schedule, 54) == pytest.approx(1.5e-4 + (peak - 1.5e-4) * 0.5)
+    tiny = WarmupCosineDecay(1e-4, 10, 100, 8, final_learning_rate=1.5e-4)
+    assert _lr(tiny, 100) == pytest.approx(1e-4)  # a floor above the peak stays flat
+
+
 def test_multistep_drops_at_epoch_boundaries():
     schedule = MultiStepDecay(0.02, steps_per_epoch=10, milestones=(12, 24), gamma=0.1)
     assert _lr(schedule, 0) == pytest.approx(0.02)
@@ -50,6 +60,7 @@ def test_multistep_drops_at_epoch_boundaries():
     "schedule",
     [
         WarmupCosineDecay(0.3, 7, 20, 3, 0.2, 0.05),
+        WarmupCosineDecay(0.3, 7, 20, 3, 0.2, final_learning_rate=1e-3),
         MultiStepDecay(0.5, 3, (2, 5), 0.5),
     ],
 )
@@ -66,6 +77,11 @@ def test_schedules_round_trip_through_keras_serialization(schedule):
 def test_recipes_scale_lr_with_batch_and_stretch_with_epochs():
     assert KINETICS400.learning_rate(512) == pytest.approx(0.12)  # paper: batch 512
     assert HMDB51.learning_rate(64) == pytest.approx(0.02)
+    # The official configs: weight decay 7e-5 (K400), 3e-5 (K600), 0.008 (HMDB51); the
+    # cosine floor is eta_min = 0.015 / 100, not scaled with the batch.
+    assert (KINETICS400.weight_decay, KINETICS600.weight_decay) == (7e-5, 3e-5)
+    assert HMDB51.weight_decay == 0.008
+    assert KINETICS400.final_lr == KINETICS600.final_lr == pytest.approx(1.5e-4)
     short = HMDB51.scaled_to(25)
     assert short.milestones == (6, 12)
     assert KINETICS400.scaled_to(10).warmup_epochs == pytest.approx(0.8)
