@@ -4,11 +4,19 @@ Each record holds the video's frames as JPEGs (feature list `image/encoded`) plu
 label, id, stored fps and the source frame count (`training/records.py`), enough
 frames that training can draw a different window every epoch.
 
-Shard `i` holds entries `i * shard_size ... (i + 1) * shard_size - 1` of the entry
-list, so a rerun knows exactly which videos a shard holds: a shard is finished iff
-its final file exists (it is written to `<name>.tmp-<pid>` and renamed when
-complete), and finished shards are skipped. Videos that fail to decode are skipped,
-logged and listed in `manifest.json`; they never stop the job.
+Entries are stored in a seeded random order (`shuffle_seed`, recorded in the plan and the
+manifest): annotation lists are sorted by class (Kinetics CSVs, HMDB51 split files, class
+folders), and shards written in list order would each hold one class, so no reading order
+could give batches that mix classes. Shard `i` holds positions `i * shard_size ...
+(i + 1) * shard_size - 1` of that order, so a rerun knows exactly which videos a shard
+holds: a shard is finished iff its final file exists (it is written to
+`<name>.tmp-<pid>` and renamed when complete), and finished shards are skipped. Videos
+that fail to decode are skipped, logged and listed in `manifest.json` (with their index
+in the entry list); they never stop the job.
+
+Whole videos are stored by default. With `max_frames`, a video that would store more
+frames is stored with a uniform temporal stride covering its whole duration (its record's
+`clip/frame_rate` says at what rate); the manifest lists every such video. Nothing is cut.
 
 Decoding and JPEG encoding run in worker processes (spawned: forking a process that
 has imported TensorFlow is unsafe); the parent process only builds and writes records.
@@ -36,7 +44,10 @@ MANIFEST_NAME = "manifest.json"
 # Bookkeeping next to the shards: the plan of this output and one status file per finished shard.
 STATE_DIR = ".prepare"
 # Bump when the stored content changes meaning, so old outputs are not resumed into.
-_FORMAT_VERSION = 1
+# 2: entries in a seeded random order; `max_frames` strides over the whole video.
+_FORMAT_VERSION = 2
+# The order the shards store the entries in unless told otherwise (None: list order).
+DEFAULT_SHUFFLE_SEED = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +56,20 @@ class PrepareSettings:
 
     short_side: int | None = 256
     fps: float | None = None
-    max_frames: int | None = 300
+    max_frames: int | None = None
     jpeg_quality: int = 90
+
+
+def storage_order(num_entries: int, shuffle_seed: int | None = DEFAULT_SHUFFLE_SEED) -> list[int]:
+    """Entry indices in the order the shards store them: a seeded permutation, or list order.
+
+    Shard `i` holds positions `i * shard_size ...` of this order.
+    """
+    if shuffle_seed is None:
+        return list(range(num_entries))
+    import numpy as np
+
+    return [int(i) for i in np.random.default_rng(shuffle_seed).permutation(num_entries)]
 
 
 def shard_names(num_entries: int, shard_size: int, prefix: str = "clips") -> list[str]:
@@ -61,12 +84,13 @@ def prepare_dataset(
     workers: int = 1,
     short_side: int | None = 256,
     fps: float | None = None,
-    max_frames: int | None = 300,
+    max_frames: int | None = None,
     shard_size: int = 100,
     jpeg_quality: int = 90,
     prefix: str = "clips",
     log_every: float = 10.0,
     video_timeout: float = 600.0,
+    shuffle_seed: int | None = DEFAULT_SHUFFLE_SEED,
 ) -> dict[str, Any]:
     """Writes `entries` as sharded TFRecords under `output` and returns the manifest.
 
@@ -76,13 +100,18 @@ def prepare_dataset(
       workers: decoding processes; 1 decodes in this process.
       short_side: resize so the short side has this many pixels; None keeps the size.
       fps: resample every video to this frame rate by timestamp; None keeps the source rate.
-      max_frames: store at most the first `max_frames` frames (after `fps`); None stores all.
+      max_frames: None stores every frame. Otherwise a video with more frames (after
+        `fps`) is stored with the smallest whole stride `k` that fits, i.e. every `k`-th
+        frame over its whole duration at `rate / k` (listed in the manifest).
       shard_size: videos per shard.
       jpeg_quality: JPEG quality of the stored frames (1-95).
       prefix: shard file name prefix.
       log_every: seconds between progress lines.
       video_timeout: seconds a worker may spend on one video before it is reported as
         failed (only with `workers > 1`); also catches a worker killed by a crash.
+      shuffle_seed: the entries are stored in the order `storage_order(len(entries),
+        shuffle_seed)`, so that shards (and batches) mix classes however the list is
+        sorted; None keeps the list order.
 
     Returns:
       The manifest (also written to `output/manifest.json`): counts, settings, shards
@@ -101,7 +130,8 @@ def prepare_dataset(
     output = output.rstrip("/")
     state_dir = f"{output}/{STATE_DIR}"
     tf.io.gfile.makedirs(state_dir)
-    _check_plan(tf, state_dir, entries, settings, shard_size, prefix)
+    _check_plan(tf, state_dir, entries, settings, shard_size, prefix, shuffle_seed)
+    order = storage_order(len(entries), shuffle_seed)
 
     names = shard_names(len(entries), shard_size, prefix)
     # Leftovers of a killed run; two runs on one output at the same time are not supported.
@@ -121,9 +151,9 @@ def prepare_dataset(
     )
 
     tasks = [
-        (index, entries[index], settings)
+        (order[position], entries[order[position]], settings)
         for shard in pending
-        for index in range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
+        for position in range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
     ]
     progress = _Progress(len(tasks), len(pending), workers, log_every)
     # The workers only decode and encode (no Keras); results come back in task order.
@@ -132,7 +162,8 @@ def prepare_dataset(
                                       timeout=video_timeout)) as pool_results:
         results = _with_indices(tasks, pool_results)
         for shard in pending:
-            shard_entries = range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
+            positions = range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
+            shard_entries = [order[position] for position in positions]
             statuses[shard] = _write_shard(
                 tf, records, entries, output, state_dir, names[shard], shard_entries, results,
                 progress,
@@ -140,7 +171,9 @@ def prepare_dataset(
             progress.shard_done()
     progress.log(final=True)
 
-    manifest = _manifest(entries, names, statuses, settings, shard_size, output, progress)
+    manifest = _manifest(
+        entries, names, statuses, settings, shard_size, output, progress, shuffle_seed
+    )
     text = json.dumps(manifest, indent=2, ensure_ascii=False)
     _write_atomically(tf, f"{output}/{MANIFEST_NAME}", text)
     return manifest
@@ -150,7 +183,9 @@ def encode_video(entry: VideoEntry, settings: PrepareSettings) -> dict[str, Any]
     """Decodes one video and JPEG-encodes the frames to store (runs in a worker).
 
     Returns:
-      `{"jpegs": [bytes], "frame_rate", "original_num_frames", "original_frame_rate"}`.
+      `{"jpegs": [bytes], "frame_rate", "original_num_frames", "original_frame_rate",
+      "stride"}`: `stride` > 1 when `settings.max_frames` made it keep every
+      `stride`-th frame (over the whole video, at `frame_rate`).
 
     Raises:
       VideoDecodeError: the video is missing or broken.
@@ -158,9 +193,13 @@ def encode_video(entry: VideoEntry, settings: PrepareSettings) -> dict[str, Any]
     from PIL import Image  # Pillow's libjpeg-turbo: as fast as tf.io.encode_jpeg, no TF in workers.
 
     info = probe_video(entry.path)
-    frames = read_frames(
-        entry.path, short_side=settings.short_side, fps=settings.fps, max_frames=settings.max_frames
-    )
+    frames = read_frames(entry.path, short_side=settings.short_side, fps=settings.fps)
+    rate = settings.fps or info.fps
+    stride = 1
+    if settings.max_frames is not None and len(frames) > settings.max_frames:
+        stride = math.ceil(len(frames) / settings.max_frames)
+        frames = frames[::stride]
+        rate = rate / stride
     jpegs = []
     for frame in frames:
         buffer = io.BytesIO()
@@ -168,9 +207,10 @@ def encode_video(entry: VideoEntry, settings: PrepareSettings) -> dict[str, Any]
         jpegs.append(buffer.getvalue())
     return {
         "jpegs": jpegs,
-        "frame_rate": settings.fps or info.fps,
+        "frame_rate": rate,
         "original_num_frames": info.num_frames,
         "original_frame_rate": info.fps,
+        "stride": stride,
     }
 
 
@@ -195,7 +235,7 @@ def _with_indices(tasks, results) -> Iterator[tuple[int, dict | str]]:
 def _write_shard(tf, records, entries, output, state_dir, name, shard_entries, results, progress):
     """Writes one shard from the next results, then publishes it by renaming the temporary file."""
     temporary = f"{output}/{name}.tmp-{os.getpid()}"
-    failures = []
+    failures, strided = [], []
     written = 0
     with tf.io.TFRecordWriter(temporary) as writer:
         for expected in shard_entries:
@@ -222,10 +262,16 @@ def _write_shard(tf, records, entries, output, state_dir, name, shard_entries, r
             )
             writer.write(example.SerializeToString())
             written += 1
+            if result["stride"] > 1:
+                strided.append(
+                    {"index": index, "video_id": entry.video_id, "stride": result["stride"],
+                     "stored_frames": len(result["jpegs"]), "frame_rate": result["frame_rate"]}
+                )
             progress.video_done(failed=False)
     num_bytes = tf.io.gfile.stat(temporary).length
     progress.add_bytes(num_bytes, written)
-    status = {"name": name, "records": written, "bytes": num_bytes, "failures": failures}
+    status = {"name": name, "records": written, "bytes": num_bytes, "failures": failures,
+              "strided": strided}
     # The status goes first: a final shard file always has its status next to it.
     _write_atomically(tf, f"{state_dir}/{name}.json", json.dumps(status, ensure_ascii=False))
     tf.io.gfile.rename(temporary, f"{output}/{name}", overwrite=True)
@@ -243,7 +289,7 @@ def _read_status(tf, state_dir: str, output: str, name: str) -> dict[str, Any]:
     reason = "status file missing: failures of this shard are unknown"
     logging.warning("%s: %s.", shard, reason)
     return {"name": name, "records": count, "bytes": tf.io.gfile.stat(shard).length,
-            "failures": [], "note": reason}
+            "failures": [], "strided": [], "note": reason}
 
 
 def _check_args(entries, workers, short_side, fps, max_frames, shard_size, jpeg_quality) -> None:
@@ -263,7 +309,7 @@ def _check_args(entries, workers, short_side, fps, max_frames, shard_size, jpeg_
         raise ValueError(f"jpeg_quality must be in 1..95; got {jpeg_quality}.")
 
 
-def _plan(entries, settings, shard_size, prefix) -> dict[str, Any]:
+def _plan(entries, settings, shard_size, prefix, shuffle_seed) -> dict[str, Any]:
     digest = hashlib.sha256()
     for entry in entries:
         digest.update(json.dumps(dataclasses.astuple(entry), ensure_ascii=False).encode("utf-8"))
@@ -274,13 +320,14 @@ def _plan(entries, settings, shard_size, prefix) -> dict[str, Any]:
         "num_entries": len(entries),
         "shard_size": shard_size,
         "prefix": prefix,
+        "shuffle_seed": shuffle_seed,
         "settings": dataclasses.asdict(settings),
     }
 
 
-def _check_plan(tf, state_dir, entries, settings, shard_size, prefix) -> None:
+def _check_plan(tf, state_dir, entries, settings, shard_size, prefix, shuffle_seed) -> None:
     """Refuses to resume into an output made from other entries or settings (shards would mix)."""
-    plan = _plan(entries, settings, shard_size, prefix)
+    plan = _plan(entries, settings, shard_size, prefix, shuffle_seed)
     path = f"{state_dir}/plan.json"
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path, "r") as handle:
@@ -302,9 +349,12 @@ def _write_atomically(tf, path: str, text: str) -> None:
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def _manifest(entries, names, statuses, settings, shard_size, output, progress) -> dict[str, Any]:
+def _manifest(
+    entries, names, statuses, settings, shard_size, output, progress, shuffle_seed
+) -> dict[str, Any]:
     shards = [statuses[i] for i in range(len(names))]
     failures = [failure for status in shards for failure in status["failures"]]
+    strided = [video for status in shards for video in status.get("strided", [])]
     written = sum(status["records"] for status in shards)
     total_bytes = sum(status["bytes"] for status in shards)
     return {
@@ -315,6 +365,16 @@ def _manifest(entries, names, statuses, settings, shard_size, output, progress) 
         "num_shards": len(names),
         "shard_size": shard_size,
         "settings": dataclasses.asdict(settings),
+        "entry_order": (
+            "list order" if shuffle_seed is None else f"shuffled with seed {shuffle_seed}"
+        ),
+        "shuffle_seed": shuffle_seed,
+        "frames_stored": (
+            "every frame" if settings.max_frames is None else
+            f"every frame, or every k-th over the whole video when more than "
+            f"{settings.max_frames} (the {len(strided)} videos in 'strided')"
+        ),
+        "strided": strided,
         "total_bytes": total_bytes,
         "bytes_per_video": total_bytes / written if written else 0.0,
         "this_run": progress.summary(),

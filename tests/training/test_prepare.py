@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from keras_squeezetime.training.annotations import VideoEntry, parse_video_list
-from keras_squeezetime.training.prepare import prepare_dataset, shard_names
+from keras_squeezetime.training.prepare import prepare_dataset, shard_names, storage_order
 from keras_squeezetime.training.records import parse_sequence_example
 
 
@@ -70,7 +70,8 @@ def test_records_hold_frames_labels_and_failures(
     entries = [entry(path, label) for label, path in enumerate(paths)]
     output = os.fspath(tmp_path / "records")
 
-    manifest = prepare_dataset(entries, output, workers=1, short_side=32, shard_size=3)
+    manifest = prepare_dataset(entries, output, workers=1, short_side=32, shard_size=3,
+                               shuffle_seed=None)
 
     counts = manifest["num_videos"], manifest["num_written"], manifest["num_failed"]
     assert counts == (9, 5, 4)
@@ -94,31 +95,82 @@ def test_records_hold_frames_labels_and_failures(
     assert clips[0]["frame_rate"] == pytest.approx(24.0)
 
 
-def test_fps_resampling_and_frame_cap(tmp_path, make_video, frame_ids):
+def test_fps_resampling(tmp_path, make_video, frame_ids):
     times = np.array([0.0, 0.05, 0.35, 0.4, 0.8, 1.3])
     vfr = make_video("vfr.mp4", num_frames=len(times), timestamps=times, fps=5)
     steady = make_video("steady.mp4", num_frames=30, fps=30)
     output = os.fspath(tmp_path / "out")
 
     entries = [entry(vfr, 0), entry(steady, 1)]
-    prepare_dataset(entries, output, short_side=None, fps=10, max_frames=12)
+    manifest = prepare_dataset(entries, output, short_side=None, fps=10, shuffle_seed=None)
 
     vfr_clip, steady_clip = read_records(output)
-    # Frame k is the one on screen at k/10 s; the cap of 12 frames ends before the last frame.
-    targets = np.arange(12) / 10
-    on_screen = np.searchsorted(times, targets + 1e-9, "right") - 1
+    # Frame k is the one on screen at k/10 s, to the end of the last frame: nothing is cut.
+    on_screen = np.searchsorted(times, np.arange(len(vfr_clip["frames"])) / 10 + 1e-9,
+                                "right") - 1
+    assert len(vfr_clip["frames"]) > 13  # past 1.3 s, where the last frame starts
     assert frame_ids(vfr_clip["frames"]) == on_screen.tolist()
+    assert on_screen[-1] == len(times) - 1
     assert frame_ids(steady_clip["frames"]) == [(3 * k) % 12 for k in range(10)]
     assert vfr_clip["frames"].shape[1:] == (48, 64, 3)
     assert (vfr_clip["frame_rate"], steady_clip["frame_rate"]) == (10.0, 10.0)
     assert steady_clip["original_num_frames"] == 30
+    assert manifest["strided"] == [] and manifest["frames_stored"] == "every frame"
+
+
+def test_frame_cap_strides_over_the_whole_video(tmp_path, make_video, frame_ids):
+    long = make_video("long.mp4", num_frames=30, fps=30)  # frame ids 0..11 repeating
+    short = make_video("short.mp4", num_frames=9, fps=30)
+    output = os.fspath(tmp_path / "out")
+
+    manifest = prepare_dataset([entry(long, 0), entry(short, 1)], output, short_side=None,
+                               max_frames=12, shuffle_seed=None)
+
+    long_clip, short_clip = read_records(output)
+    # 30 frames > 12: every 3rd frame (the smallest stride that fits), first to last.
+    assert frame_ids(long_clip["frames"]) == [k % 12 for k in range(0, 30, 3)]
+    assert long_clip["frame_rate"] == pytest.approx(10.0)
+    assert frame_ids(short_clip["frames"]) == list(range(9))  # fits: untouched
+    assert short_clip["frame_rate"] == pytest.approx(30.0)
+    assert manifest["strided"] == [
+        {"index": 0, "video_id": "long", "stride": 3, "stored_frames": 10,
+         "frame_rate": pytest.approx(10.0)}
+    ]
+    assert "more than 12" in manifest["frames_stored"]
+
+
+def test_class_sorted_list_is_stored_in_a_seeded_mixed_order(tmp_path, make_video):
+    # A class-sorted list (as Kinetics CSVs, HMDB51 splits and class folders are).
+    videos = [make_video(f"v{i}.mp4", num_frames=2, height=16, width=16) for i in range(12)]
+    entries = [entry(path, i // 4) for i, path in enumerate(videos)]
+    entries[5] = entry(tmp_path / "missing.mp4", 1)
+    output = tmp_path / "out"
+
+    manifest = prepare_dataset(entries, os.fspath(output), short_side=None, shard_size=4)
+
+    order = storage_order(12, 0)
+    assert sorted(order) == list(range(12)) and order != list(range(12))
+    assert order == storage_order(12, 0) and order != storage_order(12, 1)
+    stored = [clip["media_id"] for clip in read_records(os.fspath(output))]
+    assert stored == [entries[i].video_id for i in order if i != 5]
+    per_shard = [
+        {int(parse_sequence_example(r)["label"]) for r in tf.data.TFRecordDataset(str(path))}
+        for path in sorted(output.glob("*.tfrecord"))
+    ]
+    assert all(len(labels) > 1 for labels in per_shard)  # list order: one class per shard
+    assert manifest["shuffle_seed"] == 0 and manifest["entry_order"] == "shuffled with seed 0"
+    # Failures keep their index in the list, not in the stored order.
+    assert [(f["index"], f["video_id"]) for f in manifest["failures"]] == [(5, "missing")]
+    with pytest.raises(ValueError, match="shuffle_seed"):
+        prepare_dataset(entries, os.fspath(output), short_side=None, shard_size=4,
+                        shuffle_seed=1)
 
 
 def test_rerun_skips_finished_shards_and_completes_the_rest(tmp_path, make_video):
     entries = [entry(make_video(f"v{i}.mp4", num_frames=4 + i), i) for i in range(6)]
     output = tmp_path / "out"
     names = shard_names(6, 2)
-    prepare_dataset(entries, os.fspath(output), short_side=24, shard_size=2)
+    prepare_dataset(entries, os.fspath(output), short_side=24, shard_size=2, shuffle_seed=None)
     before = {name: os.stat(output / name) for name in names}
     # What a run killed while writing shard 1 leaves: no final shard 1, a stale temporary file.
     (output / names[1]).unlink()
@@ -126,7 +178,8 @@ def test_rerun_skips_finished_shards_and_completes_the_rest(tmp_path, make_video
     stale = output / f"{names[1]}.tmp-99999"
     stale.write_bytes(b"partial")
 
-    manifest = prepare_dataset(entries, os.fspath(output), short_side=24, shard_size=2)
+    manifest = prepare_dataset(entries, os.fspath(output), short_side=24, shard_size=2,
+                               shuffle_seed=None)
 
     for name in (names[0], names[2]):
         after = os.stat(output / name)
@@ -247,9 +300,12 @@ def test_cli_killed_run_resumes(tmp_path, make_video):
         assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert not list(output.glob("*.tmp-*"))
     clips = read_records(os.fspath(output))
-    assert [clip["label"] for clip in clips] == [i % 3 for i in range(num_videos)]
-    # 1.6 s at 300 fps = 480 frames, capped by the default --max-frames 300.
-    assert {clip["frames"].shape[0] for clip in clips} == {300}
+    listed = [i % 3 for i in range(num_videos)]
+    listed.insert(4, "gone")
+    order = storage_order(num_videos + 1, 0)  # the default --shuffle-seed 0
+    assert [clip["label"] for clip in clips] == [listed[i] for i in order if listed[i] != "gone"]
+    # 1.6 s at 300 fps: whole videos by default, none cut short.
+    assert {clip["frames"].shape[0] for clip in clips} == {480}
     manifest = json.loads((output / "manifest.json").read_text("utf-8"))
     assert [f["path"] for f in manifest["failures"]] == [os.fspath(tmp_path / "gone.mp4")]
 

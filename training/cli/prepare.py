@@ -2,7 +2,7 @@
 
 Example:
   squeezetime-prepare --csv kinetics400/train.csv --video-root kinetics400/train \\
-      --output gs://bucket/k400/train --workers 8 --short-side 256 --max-frames 300
+      --output gs://bucket/k400/train --workers 8 --short-side 256
 
 Exit status: 0 when records were written (also when some videos failed: they are
 listed in manifest.json and counted in the summary line), 1 when nothing could be
@@ -42,7 +42,14 @@ flags.DEFINE_float(
     "fps", None, "Resample videos to this frame rate (default: keep the source rate)."
 )
 flags.DEFINE_integer(
-    "max-frames", 300, "Store at most this many frames per video (0: all). 300 = 10 s at 30 fps."
+    "max-frames", 0,
+    "0 stores every frame. Otherwise a longer video keeps every k-th frame over its whole "
+    "duration (the smallest k that fits; listed in manifest.json).",
+)
+flags.DEFINE_integer(
+    "shuffle-seed", 0,
+    "Seed of the order the shards store the videos in (class-sorted lists would otherwise "
+    "give one class per shard); -1 keeps the list order.",
 )
 flags.DEFINE_integer("shard-size", 100, "Videos per TFRecord shard.")
 flags.DEFINE_integer("jpeg-quality", 90, "JPEG quality of the stored frames.")
@@ -72,6 +79,11 @@ def _entries():
     return annotations.parse_class_folders(FLAGS.folder, FLAGS.labels)
 
 
+def _strided_note(manifest) -> str:
+    count = len(manifest["strided"])
+    return f", {count} long videos stored every k-th frame" if count else ""
+
+
 def main(argv: list[str]) -> int:
     """Parses the annotations, prepares the records and prints a summary line."""
     if len(argv) > 1:
@@ -92,6 +104,7 @@ def main(argv: list[str]) -> int:
             short_side=FLAGS["short-side"].value or None,
             fps=FLAGS.fps,
             max_frames=FLAGS["max-frames"].value or None,
+            shuffle_seed=None if FLAGS["shuffle-seed"].value < 0 else FLAGS["shuffle-seed"].value,
             shard_size=FLAGS["shard-size"].value,
             jpeg_quality=FLAGS["jpeg-quality"].value,
             log_every=FLAGS["log-every"].value,
@@ -101,7 +114,8 @@ def main(argv: list[str]) -> int:
     summary = (
         f"squeezetime-prepare: wrote {manifest['num_written']} of {manifest['num_videos']} videos "
         f"to {manifest['num_shards']} shards in {FLAGS.output} ({manifest['num_failed']} failed, "
-        f"{manifest['bytes_per_video'] / 1e6:.2f} MB/video); "
+        f"{manifest['bytes_per_video'] / 1e6:.2f} MB/video"
+        f"{_strided_note(manifest)}); "
         f"manifest: {FLAGS.output.rstrip('/')}/manifest.json"
     )
     print(summary, flush=True)
