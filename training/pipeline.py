@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from keras_squeezetime.training import augment
 from keras_squeezetime.training.records import parse_sequence_example
-from keras_squeezetime.training.sampling import eval_indices, train_indices
+from keras_squeezetime.training.graph_frame_indices import eval_indices, train_indices
 
 AUTOTUNE = tf.data.AUTOTUNE
 _READ_BUFFER_BYTES = 4 << 20  # a record holds a whole video: read megabytes at a time

@@ -131,7 +131,8 @@ def _window(clip_len: int, interval: int, test_mode: bool) -> int:
 
     Training windows count `clip_len * interval`; test windows (`test_mode=True`, centre and
     multi-clip) the frames actually covered, `(clip_len - 1) * interval + 1`, so the centre
-    clip and training's `training/sampling.py` evaluation clips start on the same frame.
+    clip and the evaluation clips of `training/graph_frame_indices.py` start on the same
+    frame.
     """
     return (clip_len - 1) * interval + 1 if test_mode else clip_len * interval
 

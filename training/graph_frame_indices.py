@@ -1,4 +1,8 @@
-"""In-graph temporal sampling of dense clips, with mmaction2's `SampleFrames` semantics.
+"""Frame indices of dense clips computed in the TensorFlow graph (for tf.data pipelines),
+with mmaction2's `SampleFrames` semantics.
+
+The NumPy twin for decoded videos is `keras_squeezetime.video.frame_indices`; both pick the
+same evaluation frames (tested).
 
 A clip is `clip_len` frames taken every `frame_interval` stored frames from a start offset.
 The offsets follow mmaction2's `SampleFrames` with `out_of_bound_opt="loop"`

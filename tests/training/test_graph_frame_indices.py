@@ -1,9 +1,10 @@
-"""Temporal sampling against mmaction2's `SampleFrames` formulas, worked out by hand here."""
+"""In-graph frame indices (`training/graph_frame_indices.py`) against mmaction2's
+`SampleFrames` formulas, worked out by hand here."""
 
 import numpy as np
 import tensorflow as tf
 
-from keras_squeezetime.training.sampling import eval_indices, train_indices
+from keras_squeezetime.training.graph_frame_indices import eval_indices, train_indices
 
 
 def _dense(offset: int, clip_len: int, interval: int, num_frames: int) -> list[int]:
@@ -77,7 +78,7 @@ def test_sampling_traces_with_unknown_length():
 
 def test_eval_clips_start_where_the_video_side_samples_them():
     """squeezetime-evaluate (TFRecords) and squeezetime-predict (videos) test the same frames."""
-    from keras_squeezetime.video.sampling import dense_indices, multi_clip_indices
+    from keras_squeezetime.video.frame_indices import dense_indices, multi_clip_indices
 
     for num_frames in (1, 20, 60, 61, 62, 64, 65, 100, 239, 300, 301):
         for clip_len, interval in ((16, 4), (8, 2), (8, 1)):
