@@ -12,9 +12,11 @@ labels in each batch, for the pipeline settings given.
     python benchmarks/batch_composition.py --workdir /tmp/batch_composition
     python benchmarks/batch_composition.py --classes 40 --per-class 60   # quick look
 
-Prints one row per (storage order, cycle length, shuffle buffer): mean / min / max distinct
-classes over the batches read, against what independent uniform draws give
-(`classes * (1 - (1 - 1 / classes) ** batch)`).
+Prints mean / min / max distinct classes per batch over a whole epoch (or `--batches`),
+against what independent uniform draws give (`classes * (1 - (1 - 1 / classes) ** batch)`),
+for: before (list order, the old pipeline: 8 files interleaved, a 64-record buffer), after
+(prepare's seeded order, the pipeline's defaults), and the new pipeline alone on a
+class-sorted store; `--grid` adds other pipeline settings.
 """
 
 from __future__ import annotations
@@ -56,20 +58,27 @@ def write_shards(labels: list[int], order: list[int], shard_size: int, folder: s
     return os.path.join(folder, "*.tfrecord")
 
 
-def distinct_per_batch(pattern: str, batch: int, batches: int, cycle_length: int,
-                       shuffle_buffer: int, seed: int) -> np.ndarray:
-    """Distinct labels in each of the first `batches` batches of `train_dataset`."""
+def distinct_per_batch(pattern: str, batch: int, batches: int, seed: int,
+                       cycle_length: int | None = None,
+                       shuffle_buffer: int | None = None) -> np.ndarray:
+    """Distinct labels in each of the first `batches` batches of `train_dataset` (all the
+    epoch's batches for `batches=0`); None keeps `PipelineConfig`'s default."""
     from keras_squeezetime.training import pipeline
 
+    tf_data = {k: v for k, v in (("cycle_length", cycle_length),
+                                 ("shuffle_buffer", shuffle_buffer)) if v is not None}
     config = pipeline.PipelineConfig(
         frames=1, frame_interval=1, image_size=8, short_side=8, multiscale_crop=False,
-        hflip=False, color_jitter=False, random_erasing=0.0, cycle_length=cycle_length,
-        shuffle_buffer=shuffle_buffer, seed=seed,
+        hflip=False, color_jitter=False, random_erasing=0.0, seed=seed, **tf_data,
     )
-    counts = []
-    for _, labels in pipeline.train_dataset(pattern, batch, config).take(batches):
-        counts.append(len(np.unique(labels.numpy())))
-    return np.asarray(counts)
+    dataset = pipeline.train_dataset(pattern, batch, config)
+    if batches:
+        dataset = dataset.take(batches)
+    return np.asarray([len(np.unique(labels.numpy())) for _, labels in dataset])
+
+
+# The pipeline before batch composition was measured: 8 files interleaved, 64 records buffered.
+OLD_PIPELINE = {"cycle_length": 8, "shuffle_buffer": 64}
 
 
 def main() -> None:
@@ -79,12 +88,15 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=600)
     parser.add_argument("--shard-size", type=int, default=100)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--batches", type=int, default=200)
-    parser.add_argument("--cycle-lengths", default="8,16,64")
-    parser.add_argument("--shuffle-buffers", default="64,256")
+    parser.add_argument("--batches", type=int, default=0,
+                        help="batches read per row (0: the whole epoch)")
+    parser.add_argument("--grid", default="",
+                        help="more rows: comma-separated CYCLExBUFFER pipeline settings, "
+                             "each read from both storage orders (e.g. 8x256,64x64)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
+    from keras_squeezetime.training.pipeline import PipelineConfig
     from keras_squeezetime.training.prepare import DEFAULT_SHUFFLE_SEED, storage_order
 
     labels = simulated_list(args.classes, args.per_class)
@@ -92,28 +104,37 @@ def main() -> None:
     print(f"{len(labels)} videos, {args.classes} classes, sorted by class; shards of "
           f"{args.shard_size}; batches of {args.batch}; independent draws give {iid:.1f} "
           "distinct classes per batch")
-    rows = []
-    layouts = {
-        "list order (before)": storage_order(len(labels), None),
-        f"seeded shuffle {DEFAULT_SHUFFLE_SEED} (now)": storage_order(len(labels),
-                                                                      DEFAULT_SHUFFLE_SEED),
-    }
-    for layout, order in layouts.items():
+    orders = {"list order": storage_order(len(labels), None),
+              f"seeded shuffle {DEFAULT_SHUFFLE_SEED}": storage_order(len(labels),
+                                                                      DEFAULT_SHUFFLE_SEED)}
+    patterns = {}
+    for name, order in orders.items():
         started = time.monotonic()
         folder = os.path.join(args.workdir, f"{args.classes}x{args.per_class}",
-                              "sorted" if order[:2] == [0, 1] else "shuffled")
-        pattern = write_shards(labels, order, args.shard_size, folder)
-        written = time.monotonic() - started
-        for cycle in (int(c) for c in args.cycle_lengths.split(",")):
-            for buffer in (int(b) for b in args.shuffle_buffers.split(",")):
-                counts = distinct_per_batch(pattern, args.batch, args.batches, cycle, buffer,
-                                            args.seed)
-                row = {"storage": layout, "cycle_length": cycle, "shuffle_buffer": buffer,
-                       "mean": round(float(counts.mean()), 1), "min": int(counts.min()),
-                       "max": int(counts.max()), "write_seconds": round(written, 1)}
-                rows.append(row)
-                print(f"| {layout} | {cycle} | {buffer} | {row['mean']} | {row['min']} | "
-                      f"{row['max']} |", flush=True)
+                              "sorted" if name == "list order" else "shuffled")
+        patterns[name] = write_shards(labels, order, args.shard_size, folder)
+        print(f"{name}: shards in {folder} ({time.monotonic() - started:.0f} s)", flush=True)
+    new = {"cycle_length": PipelineConfig.cycle_length,
+           "shuffle_buffer": PipelineConfig.shuffle_buffer}
+    shuffled = f"seeded shuffle {DEFAULT_SHUFFLE_SEED}"
+    runs = [("before", "list order", OLD_PIPELINE), ("after", shuffled, new),
+            ("new pipeline alone", "list order", new)]
+    for item in filter(None, args.grid.split(",")):
+        cycle, buffer = (int(v) for v in item.lower().split("x"))
+        setting = {"cycle_length": cycle, "shuffle_buffer": buffer}
+        runs += [("grid", "list order", setting), ("grid", shuffled, setting)]
+    print("| run | storage order | files interleaved | shuffle buffer | batches | mean | min | "
+          "max |\n|---|---|---|---|---|---|---|---|")
+    rows = []
+    for run, storage, setting in runs:
+        counts = distinct_per_batch(patterns[storage], args.batch, args.batches, args.seed,
+                                    **setting)
+        row = {"run": run, "storage": storage, **setting, "batches": int(len(counts)),
+               "mean": round(float(counts.mean()), 1), "min": int(counts.min()),
+               "max": int(counts.max())}
+        rows.append(row)
+        print(f"| {run} | {storage} | {setting['cycle_length']} | {setting['shuffle_buffer']} | "
+              f"{row['batches']} | {row['mean']} | {row['min']} | {row['max']} |", flush=True)
     with open(os.path.join(args.workdir, "results.json"), "w") as handle:
         json.dump({"iid_expected": iid, "videos": len(labels), "rows": rows}, handle, indent=2)
 

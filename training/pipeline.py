@@ -3,8 +3,12 @@
 Both pipelines yield `(clips, labels)`: float32 pixels in [0, 255], RGB, channels last, as
 `SqueezeTime(include_preprocessing=True)` takes them, and int32 class indices.
 
-- `train_dataset`: `(batch, T, S, S, 3)`, `(batch,)`; shuffled files and records, a random
-  clip offset and the paper's augmentation (see `augment.py`); full batches only.
+- `train_dataset`: `(batch, T, S, S, 3)`, `(batch,)`; the file list reshuffled every epoch,
+  `cycle_length` files (64) interleaved one record at a time, records shuffled in a buffer of
+  `shuffle_buffer` (256), a random clip offset and the paper's augmentation (see
+  `augment.py`); full batches only. Batches mix classes because `squeezetime-prepare` stores
+  videos in a seeded random order; the interleave and buffer mix the rest, and bound what a
+  class-sorted store can give (BENCHMARKS.md, "Batch composition").
 - `eval_dataset`: one view per video gives `(batch, T, S, S, 3)` (validation, usable as
   `validation_data`). Several views (`num_clips * num_crops > 1`, e.g. 10 clips x 3 crops for
   the test protocol) give `(batch, views, T, S, S, 3)`, view `v` being clip `v // num_crops`,
@@ -41,7 +45,11 @@ from keras_squeezetime.training.records import parse_sequence_example
 from keras_squeezetime.training.graph_frame_indices import eval_indices, train_indices
 
 AUTOTUNE = tf.data.AUTOTUNE
-_READ_BUFFER_BYTES = 4 << 20  # a record holds a whole video: read megabytes at a time
+# A record holds a whole video: read megabytes at a time, but keep the read buffers of all
+# the files open at once within a bound.
+_READ_BUFFER_BYTES = 4 << 20
+_READ_BUFFERS_TOTAL_BYTES = 64 << 20
+_MIN_READ_BUFFER_BYTES = 256 << 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +75,11 @@ class PipelineConfig:
         3 hue); None draws one per dataset from `seed`, as mmaction draws one per run.
       random_erasing: probability of erasing a random rectangle per clip (0 switches it off).
       shuffle_buffer: records held for shuffling in training. A record holds all stored frames
-        of a video (megabytes), so this sets most of the pipeline's memory.
-      cycle_length: files read concurrently (interleaved).
+        of a video (megabytes: ~4.5 MB for a 10 s Kinetics clip at short side 256, so 256
+        records hold ~1.2 GB), so this sets most of the pipeline's memory.
+      cycle_length: files read concurrently (interleaved one record at a time). With
+        `shuffle_buffer` it decides how many shards a batch draws from; see
+        `benchmarks/batch_composition.py` (BENCHMARKS.md, "Batch composition").
       skip_corrupt: drop (with a warning) training records that fail their CRC, parsing or
         the JPEG header check (see the module doc).
       deterministic: reproducible order and augmentation from `seed` (slower: no reordering).
@@ -92,8 +103,8 @@ class PipelineConfig:
     hue: float = augment.JITTER_HUE
     jitter_order: tuple[int, ...] | None = None
     random_erasing: float = 0.25
-    shuffle_buffer: int = 64
-    cycle_length: int = 8
+    shuffle_buffer: int = 256
+    cycle_length: int = 64
     skip_corrupt: bool = True
     deterministic: bool = False
     seed: int | None = None
@@ -216,10 +227,14 @@ def _records(
         dataset = dataset.shard(pipelines, pipeline_id)
         files = files[pipeline_id::pipelines]
     if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed)
+        # A new file order every epoch (every new iterator, every pass of `repeat`).
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    cycle_length = max(1, min(cycle_length, len(files)))
+    read_buffer = int(min(_READ_BUFFER_BYTES, max(_MIN_READ_BUFFER_BYTES,
+                                                  _READ_BUFFERS_TOTAL_BYTES // cycle_length)))
 
     def read(path):
-        records = tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER_BYTES).map(_parsed)
+        records = tf.data.TFRecordDataset(path, buffer_size=read_buffer).map(_parsed)
         if skip_corrupt:
             # Inside the reader's function, where FILE auto-sharding does not look: the
             # rewrite cannot walk through `ignore_errors` placed after the interleave.
@@ -228,7 +243,8 @@ def _records(
 
     return dataset.interleave(
         read,
-        cycle_length=max(1, min(cycle_length, len(files))),
+        cycle_length=cycle_length,
+        block_length=1,
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
