@@ -1,28 +1,34 @@
 """Evaluation library behind `squeezetime-evaluate`: multi-view accuracy of a model.
 
-`evaluate_model` scores every video of a TFRecord set over `clips x crops` views (paper:
-1x1 for Kinetics validation, 10x3 for its test, 2x3 for HMDB51), averaging the views'
-probabilities as the official test does, and returns top-1/top-5, mean class accuracy,
-per-class accuracy and the confusion matrix. With `output` it also writes `metrics.json`,
-`predictions.npz` (averaged probabilities and labels, for any later analysis) and
-`confusion_matrix.png`.
+`evaluate_model` scores every video of a TFRecord set over `clips x crops` views and
+returns top-1/top-5, mean class accuracy, per-class accuracy and the confusion matrix. With
+`output` it also writes `metrics.json`, `predictions.npz` (averaged probabilities and labels,
+for any later analysis) and `confusion_matrix.png`.
 
-Models: a `.keras` file (ours; its sampling settings come from the `config.json` saved
-beside it), an official `.pth` checkpoint or a preset name (the model is rebuilt from
-what the checkpoint implies: width, frames, classes), or a `keras.Model`.
+Protocol: by default the test protocol recorded in the model's `config.json`
+(`ModelConfig.test_views`, `test_short_side`, `test_image_size`; the Kinetics recipes test
+10 clips x 3 crops of 224 at short side 224, HMDB51 2 x 3 crops of 286 at short side 286),
+else the Kinetics one. Explicit arguments override it field by field
+(`ModelConfig.clip_settings("test", ...)`); the result's `protocol` says which values came
+from where. A crop size other than the model's runs the same weights at that size.
+
+Averaging: the views' class probabilities are averaged, as the official configs do
+(mmaction's `average_clips='prob'`: softmax of each view, then the mean). A model whose head
+outputs logits (`classifier_activation=None`) gets the softmax here first.
+
+Models: anything `keras_squeezetime.model_loading.load_model` opens (a preset, an official
+`.pth`, a `.keras` file, a model folder, a `.weights.h5` with its `config.json`), or a
+`keras.Model`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 from typing import Any, Sequence
 
 import numpy as np
 
-# Sampling when neither the flags nor a config.json beside the model say otherwise:
-# the official test protocol of Kinetics (16 frames every 4, short side 224, 224 crops).
-DEFAULT_SAMPLING = {"frames": 16, "frame_interval": 4, "image_size": 224, "short_side": 224}
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 CONFUSION_FILE = "confusion_matrix.png"
@@ -39,66 +45,10 @@ def parse_views(text: str) -> tuple[int, int]:
     return clips, crops
 
 
-def saved_settings(model_path: str) -> dict[str, Any]:
-    """The `config.json` training wrote beside `model_path`, or {} when there is none."""
-    import tensorflow as tf
-
-    folder = os.path.dirname(os.fspath(model_path))
-    path = os.path.join(folder, "config.json") if folder else "config.json"
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
-
-
-def load_model_for_eval(model: str, image_size: int, frames: int | None = None):
-    """Loads `.keras`, or rebuilds from an official `.pth`/preset at `image_size`.
-
-    Returns `(keras.Model, info)` with `info` the frames, classes and width found.
-    """
-    import keras
-
-    import keras_squeezetime.layers  # noqa: F401  (registers the layers a .keras file names)
-    from keras_squeezetime import SqueezeTime, presets
-
-    if model.endswith(".keras"):
-        loaded = keras.saving.load_model(model, compile=False)
-        _, frames_in, height, _, _ = loaded.input_shape
-        return loaded, {"frames": frames_in, "image_size": height,
-                        "num_classes": loaded.output_shape[-1]}
-    if model in presets.PRESETS:
-        from keras_squeezetime.weights.loading import load_preset_state_dict
-        from keras_squeezetime.weights.checkpoint import inspect_checkpoint
-
-        checkpoint = inspect_checkpoint(load_preset_state_dict(model))
-    elif model.endswith((".pth", ".pt")):
-        if not os.path.exists(model):
-            raise FileNotFoundError(f"No checkpoint at {model}.")
-        from keras_squeezetime.weights.checkpoint import inspect_checkpoint
-
-        checkpoint = inspect_checkpoint(model)
-    else:
-        raise ValueError(
-            f"--model {model!r}: expected a .keras file, an official .pth or a preset "
-            f"{sorted(presets.PRESETS)}."
-        )
-    if not checkpoint.has_head:
-        raise ValueError(f"{model} has no classification head: nothing to evaluate.")
-    if frames is not None and frames != checkpoint.frames:
-        raise ValueError(f"{model} was trained on {checkpoint.frames} frames, not {frames}.")
-    built = SqueezeTime(
-        weights=model,
-        input_shape=(checkpoint.frames, image_size, image_size, 3),
-        **checkpoint.builder_kwargs(),
-    )
-    return built, {"frames": checkpoint.frames, "image_size": image_size,
-                   "num_classes": checkpoint.num_classes}
-
-
 def evaluate_model(
     model,
     data: str | Sequence[str],
-    views: tuple[int, int] = (1, 1),
+    views: tuple[int, int] | None = None,
     frames: int | None = None,
     frame_interval: int | None = None,
     image_size: int | None = None,
@@ -111,13 +61,13 @@ def evaluate_model(
     """Multi-view evaluation of `model` on the TFRecords `data`.
 
     Args:
-      model: path to a `.keras` file, an official `.pth`, a preset name, or a `keras.Model`
-        (whose input shape fixes frames and image size).
+      model: a source `keras_squeezetime.model_loading.load_model` opens (preset, `.pth`,
+        `.keras`, model folder, `.weights.h5`), or a `keras.Model` (the default protocol
+        then comes from its input shape).
       data: TFRecord glob pattern(s).
-      views: `(clips, crops)` per video.
-      frames, frame_interval, image_size, short_side: sampling; None takes the value
-        training recorded in `config.json` beside the model, else the model's input
-        shape (frames, size), else `DEFAULT_SAMPLING`.
+      views: `(clips, crops)` per video; None takes the model's test protocol.
+      frames, frame_interval, image_size, short_side: clip settings; None takes the test
+        protocol's (image_size alone keeps the protocol's short-side ratio).
       batch_size: videos per batch (each holds `clips * crops` clips).
       labels: class names (built-in list, file or sequence); None uses the names in
         `config.json`, else class indices.
@@ -127,74 +77,84 @@ def evaluate_model(
     Returns:
       metrics: `top1`, `top5` (fractions), `mean_class_accuracy`, `per_class_accuracy`
       (name -> fraction, classes without videos left out), `num_videos`, `views`,
-      `sampling`, `model`.
+      `sampling`, `protocol`, `clips_scored`, `input_shape` (what the model ran at),
+      `averaging`, `model`.
     """
     import keras
 
     from keras_squeezetime import load_labels
+    from keras_squeezetime.model_loading import config_of_model, load_model, resized_model
     from keras_squeezetime.training import pipeline
 
-    saved = saved_settings(model) if isinstance(model, str) else {}
-    if image_size is None:
-        image_size = saved.get("image_size")
     if isinstance(model, str):
         name = model
-        model, info = load_model_for_eval(
-            model, image_size or DEFAULT_SAMPLING["image_size"], frames
-        )
+        loaded = load_model(model, frames=frames)
+        model, config, source = loaded.model, loaded.config, _protocol_source(loaded)
     else:
         name = model.name
-        info = {"frames": model.input_shape[1], "image_size": model.input_shape[2],
-                "num_classes": model.output_shape[-1]}
-    # Flags first, then what training recorded, then the model itself, then the defaults.
-    sampling = {
-        "frames": frames or saved.get("frames") or info["frames"],
-        "frame_interval": frame_interval or saved.get("frame_interval")
-        or DEFAULT_SAMPLING["frame_interval"],
-        "image_size": image_size or info["image_size"],
+        config, source = config_of_model(model), "defaults (a Keras model object)"
+    explicit = {"frames": frames, "frame_interval": frame_interval, "image_size": image_size,
+                "short_side": short_side}
+    settings = config.clip_settings("test", **explicit)
+    if settings.frames != model.input_shape[1]:
+        raise ValueError(f"{name} takes {model.input_shape[1]} frames, not {settings.frames}.")
+    if settings.image_size != model.input_shape[2]:
+        model = resized_model(model, settings.image_size, name)
+    clips, crops = config.test_views if views is None else tuple(views)
+    sampling = dataclasses.asdict(settings)
+    protocol = {
+        "name": "test",
+        "source": source,
+        "views": {"clips": config.test_views[0], "crops": config.test_views[1]},
+        "short_side": config.test_short_side,
+        "image_size": config.test_image_size,
+        "overridden": sorted([k for k, v in explicit.items() if v is not None]
+                             + (["views"] if views is not None else [])),
     }
-    sampling["short_side"] = short_side or saved.get("short_side") or max(
-        DEFAULT_SAMPLING["short_side"], sampling["image_size"]
-    )
-    _check_geometry(sampling, info, name)
-    if sampling["short_side"] < sampling["image_size"]:
-        raise ValueError(
-            f"short side {sampling['short_side']} is smaller than the crop {sampling['image_size']}."
-        )
-    num_classes = info["num_classes"]
-    class_names = _class_names(labels, saved, num_classes, load_labels)
+    num_classes = int(model.output_shape[-1])
+    class_names = _class_names(labels, config.class_names, num_classes, load_labels)
+    averaging = "probabilities" if _outputs_probabilities(model) else "softmax of logits"
 
-    clips, crops = views
-    config = pipeline.PipelineConfig(**sampling)
-    dataset = pipeline.eval_dataset(data, batch_size, config, num_clips=clips, num_crops=crops)
+    dataset = pipeline.eval_dataset(
+        data, batch_size, pipeline.PipelineConfig(**sampling), num_clips=clips,
+        num_crops=crops)
     probabilities, targets = [], []
+    clips_scored = 0
     for step, (batch, batch_labels) in enumerate(dataset):
         if max_batches is not None and step >= max_batches:
             break
-        probabilities.append(predict_views(model, batch, clips * crops))
+        probabilities.append(predict_views(model, batch, clips * crops,
+                                           from_logits=averaging != "probabilities"))
         targets.append(batch_labels.numpy())
+        clips_scored += int(np.prod(batch.shape[:-4]))
     if not targets:
         raise ValueError(f"No videos in {data}.")
     probabilities = np.concatenate(probabilities)
     targets = np.concatenate(targets)
     metrics = classification_metrics(probabilities, targets, class_names)
     metrics.update(
-        {"views": {"clips": clips, "crops": crops}, "sampling": sampling, "model": name,
-         "keras_version": keras.__version__}
+        {"views": {"clips": clips, "crops": crops}, "sampling": sampling, "protocol": protocol,
+         "clips_scored": clips_scored, "input_shape": [int(d) for d in model.input_shape[1:]],
+         "averaging": averaging, "model": name, "keras_version": keras.__version__}
     )
     if output:
         write_outputs(output, metrics, probabilities, targets, class_names)
     return metrics
 
 
-def predict_views(model, batch, num_views: int) -> np.ndarray:
-    """Class probabilities `(B, classes)` averaged over the views of each video."""
+def predict_views(model, batch, num_views: int, from_logits: bool = False) -> np.ndarray:
+    """Class probabilities `(B, classes)` averaged over the views of each video.
+
+    `from_logits`: the model outputs logits; each view gets a softmax before the mean
+    (mmaction's `average_clips='prob'`), never a mean of logits.
+    """
     batch = np.asarray(batch)
-    if num_views == 1:
-        return np.asarray(model.predict_on_batch(batch), np.float64)
     videos = batch.shape[0]
-    flat = batch.reshape((videos * num_views,) + batch.shape[2:])
+    flat = batch if num_views == 1 else batch.reshape((videos * num_views,) + batch.shape[2:])
     scores = np.asarray(model.predict_on_batch(flat), np.float64)
+    if from_logits:
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        scores /= scores.sum(axis=-1, keepdims=True)
     return scores.reshape(videos, num_views, -1).mean(axis=1)
 
 
@@ -271,19 +231,34 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str] | None, pat
     plt.close(figure)
 
 
-def _check_geometry(sampling: dict, info: dict, name: str) -> None:
-    if sampling["frames"] != info["frames"]:
-        raise ValueError(f"{name} takes {info['frames']} frames, not {sampling['frames']}.")
-    if sampling["image_size"] != info["image_size"]:
-        raise ValueError(
-            f"{name} takes {info['image_size']} px input, not {sampling['image_size']}; "
-            "a .keras model's input size is fixed when it is built."
-        )
-
-
-def _class_names(labels, saved, num_classes, load_labels) -> list[str] | None:
-    names = load_labels(labels) if labels is not None else saved.get("class_names")
+def _class_names(labels, saved_names, num_classes, load_labels) -> list[str] | None:
+    names = load_labels(labels) if labels is not None else saved_names
     if names is not None and len(names) != num_classes:
         raise ValueError(f"{len(names)} class names for a model with {num_classes} classes.")
-    return names
+    return list(names) if names is not None else None
+
+
+def _protocol_source(loaded) -> str:
+    """Where the protocol of a loaded model comes from, for the report."""
+    if loaded.kind in ("keras", "folder", "weights"):
+        from keras_squeezetime.model_config import config_path, read_model_config
+
+        if read_model_config(loaded.source) is not None:
+            return config_path(loaded.source)
+    return f"defaults (no config.json for this {loaded.kind})"
+
+
+def _outputs_probabilities(model) -> bool:
+    """Whether the model's output is a softmax (else it is treated as logits)."""
+    import keras
+
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    activation = getattr(last, "activation", None)
+    if activation is None:
+        raise ValueError(
+            f"{model.name}: cannot tell whether its output layer {last.name!r} gives "
+            "probabilities or logits (no activation attribute); end it with a softmax.")
+    return getattr(activation, "__name__", "") == "softmax"
 

@@ -1,5 +1,7 @@
 """`squeezetime-evaluate` on real records: multi-view scoring of a `.keras` model checked
-against NumPy, sampling defaults from `config.json`, an official `.pth` checkpoint, errors."""
+against NumPy, the test protocol of `config.json` by default (HMDB51's 2x3 at 286 included)
+and flags over it, averaging of probabilities (not logits), an official `.pth` checkpoint,
+errors."""
 
 from __future__ import annotations
 
@@ -42,18 +44,20 @@ def keras_model(tmp_path_factory) -> pathlib.Path:
     model = SqueezeTime(input_shape=(4, 32, 32, 3), num_classes=3, width_multiplier=0.25)
     model.save(folder / "model.keras")
     config = {"frames": 4, "frame_interval": 2, "image_size": 32, "short_side": 40,
-              "num_classes": 3, "width_multiplier": 0.25, "class_names": NAMES}
+              "num_classes": 3, "width_multiplier": 0.25, "class_names": NAMES,
+              "test_views": [2, 3], "test_short_side": 36, "test_image_size": 32}
     (folder / "config.json").write_text(json.dumps(config))
     return folder / "model.keras"
 
 
 def test_multi_view_metrics_match_numpy_on_saved_predictions(keras_model, records, tmp_path):
-    metrics = evaluate_model(str(keras_model), records, views=(2, 3), batch_size=3,
-                             output=str(tmp_path))
-    # Sampling came from config.json beside the model.
+    metrics = evaluate_model(str(keras_model), records, batch_size=3, output=str(tmp_path))
+    # Views and sampling came from the test protocol of config.json beside the model.
     assert metrics["sampling"] == {"frames": 4, "frame_interval": 2, "image_size": 32,
-                                   "short_side": 40}
+                                   "short_side": 36}
     assert metrics["views"] == {"clips": 2, "crops": 3} and metrics["num_videos"] == 7
+    assert metrics["clips_scored"] == 7 * 6 and metrics["protocol"]["overridden"] == []
+    assert metrics["protocol"]["source"] == str(keras_model.parent / "config.json")
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert {"top1", "top5", "mean_class_accuracy", "per_class_accuracy"} <= set(saved)
@@ -128,7 +132,7 @@ def test_official_pth_checkpoint(tmp_path_factory, tmp_path):
     [
         (["--model=x.keras", "--data=a", "--views=10by3"], "CLIPSxCROPS"),
         (["--model=x.keras", "--data=a", "--views=2x2"], "crops 1 or 3"),
-        (["--model=/nonexistent/model.pth", "--data=a"], "No checkpoint"),
+        (["--model=/nonexistent/model.pth", "--data=a"], "does not exist"),
         (["--data=a"], "--model is required"),
     ],
 )
@@ -151,3 +155,97 @@ def test_cli_writes_metrics(keras_model, records, tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{"):])
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["top1"] == saved["top1"] and saved["views"] == {"clips": 1, "crops": 3}
+
+
+def _hmdb51_model_folder(folder: pathlib.Path) -> pathlib.Path:
+    """A model folder trained at 32 px whose config.json records HMDB51's test protocol
+    (2 clips x 3 crops of 286 at short side 286, as the official config tests)."""
+    folder.mkdir()
+    SqueezeTime(input_shape=(4, 32, 32, 3), num_classes=3, width_multiplier=0.25).save(
+        folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({
+        "frames": 4, "frame_interval": 2, "image_size": 32, "short_side": 40, "num_classes": 3,
+        "width_multiplier": 0.25, "class_names": NAMES, "config": "hmdb51",
+        "val_views": [2, 3], "test_views": [2, 3], "test_short_side": 286,
+        "test_image_size": 286}))
+    return folder
+
+
+def test_hmdb51_protocol_from_config_json_by_default_and_flags_override(records, tmp_path):
+    folder = _hmdb51_model_folder(tmp_path / "hmdb51_model")
+
+    metrics = evaluate_model(str(folder), records, batch_size=2, max_batches=1)
+
+    # What actually ran: 2 videos x 6 views through the model rebuilt at 286 x 286.
+    assert metrics["input_shape"] == [4, 286, 286, 3] and metrics["clips_scored"] == 2 * 6
+    assert metrics["views"] == {"clips": 2, "crops": 3}
+    assert metrics["sampling"] == {"frames": 4, "frame_interval": 2, "image_size": 286,
+                                   "short_side": 286}
+    assert metrics["protocol"] == {
+        "name": "test", "source": str(folder / "config.json"),
+        "views": {"clips": 2, "crops": 3}, "short_side": 286, "image_size": 286,
+        "overridden": []}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_squeezetime.training.cli.evaluate", f"--model={folder}",
+         f"--data={records}", "--views=1x3", "--image-size=32", "--short-side=40",
+         f"--output={tmp_path / 'flags'}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((tmp_path / "flags" / "metrics.json").read_text())
+    assert saved["input_shape"] == [4, 32, 32, 3] and saved["clips_scored"] == 7 * 3
+    assert saved["views"] == {"clips": 1, "crops": 3} and saved["num_videos"] == 7
+    assert saved["sampling"] == {"frames": 4, "frame_interval": 2, "image_size": 32,
+                                 "short_side": 40}
+    assert saved["protocol"]["overridden"] == ["image_size", "short_side", "views"]
+    assert saved["protocol"]["views"] == {"clips": 2, "crops": 3}  # what the file said
+
+
+# Logits of each crop's colour: two crops say class 1 with confidence, one says class 0
+# by a wide logit margin. Mean of logits: [10/3, -2/3, 0] -> class 0. Mean of
+# probabilities (mmaction's average_clips='prob', the official configs):
+# [(2 * 0.018 + 1.0) / 3, (2 * 0.965) / 3, ...] = [0.345, 0.643, ...] -> class 1.
+CROP_LOGITS = np.array([[0.0, 4.0, 0.0],      # left third: red
+                        [0.0, 4.0, 0.0],      # centre third: green
+                        [10.0, -10.0, 0.0]])  # right third: blue
+
+
+def _colour_model(activation):
+    """Mean colour of the clip (/255) -> Dense(3) with `CROP_LOGITS` -> `activation`."""
+    import keras
+
+    inputs = keras.Input((2, 32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling3D()(keras.layers.Rescaling(1 / 255)(inputs))
+    dense = keras.layers.Dense(3, use_bias=False, activation=activation)
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([CROP_LOGITS])
+    return model
+
+
+def test_views_average_probabilities_not_logits(tmp_path):
+    # One video, label 1: 32 x 96 frames whose thirds are the three crops of 32 at short side 32.
+    frame = np.zeros((32, 96, 3), np.uint8)
+    for third in range(3):
+        frame[:, 32 * third:32 * (third + 1), third] = 255
+    path = tmp_path / "colours.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        jpeg = tf.io.encode_jpeg(frame, quality=100).numpy()
+        writer.write(make_sequence_example([jpeg] * 6, 1).SerializeToString())
+    crop_probabilities = np.exp(CROP_LOGITS) / np.exp(CROP_LOGITS).sum(1, keepdims=True)
+    expected = crop_probabilities.mean(0)
+    assert expected.argmax() == 1 and CROP_LOGITS.mean(0).argmax() == 0  # they disagree
+
+    results = {}
+    for activation in ("softmax", None):
+        metrics = evaluate_model(_colour_model(activation), str(path), views=(2, 3),
+                                 frame_interval=1, image_size=32, short_side=32,
+                                 output=str(tmp_path / str(activation)))
+        with np.load(tmp_path / str(activation) / "predictions.npz") as data:
+            results[activation] = data["probabilities"][0]
+        assert metrics["top1"] == 1.0, (activation, results[activation])
+        assert metrics["averaging"] == ("probabilities" if activation else "softmax of logits")
+    # JPEG keeps each third's colour to about 1/255: logits move by < 0.1.
+    np.testing.assert_allclose(results["softmax"], expected, atol=0.02)
+    np.testing.assert_allclose(results[None], results["softmax"], rtol=1e-5)
+

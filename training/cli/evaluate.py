@@ -1,14 +1,14 @@
 """`squeezetime-evaluate`: multi-view accuracy of a trained or official model.
 
-    squeezetime-evaluate --model=runs/k400/model.keras --data='k400/val/*.tfrecord' \
-        --views=10x3 --short-side=224 --output=runs/k400/test
+    squeezetime-evaluate --model=runs/k400 --data='k400/val/*.tfrecord' --output=runs/k400/test
     squeezetime-evaluate --model=SqueezeTime_HMDB51_65.56.pth --data='hmdb/val/*.tfrecord' \
-        --views=2x3 --short-side=224 --labels=hmdb51 --output=eval/hmdb51
+        --views=2x3 --short-side=286 --image-size=286 --labels=hmdb51 --output=eval/hmdb51
 
-Frames, frame interval, image size and short side default to the `config.json` saved
-beside a `.keras` model (else 16, 4, 224, 224); flags override them. Writes
+By default the test protocol recorded in the model's `config.json` (views, short side, crop
+size; the Kinetics recipes: 10 clips x 3 crops of 224 at short side 224, HMDB51: 2 x 3
+crops of 286 at short side 286), else Kinetics'; each flag overrides one field. Writes
 `metrics.json` (`top1`, `top5` as fractions, mean and per-class accuracy, confusion
-matrix), `predictions.npz` and `confusion_matrix.png` to `--output`.
+matrix, the protocol used), `predictions.npz` and `confusion_matrix.png` to `--output`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,19 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model", None, ".keras file, official .pth checkpoint or preset name.")
+flags.DEFINE_string("model", None, "Model folder, .keras, .weights.h5 (config.json beside), "
+                    "official .pth checkpoint or preset name.")
 flags.DEFINE_string("data", None, "TFRecord glob(s), comma-separated; gs:// ok.")
-flags.DEFINE_string("views", "1x1", "CLIPSxCROPS per video (paper: 1x1 val, 10x3 test, 2x3 "
-                    "HMDB51); crops 1 (centre) or 3.")
+flags.DEFINE_string("views", None, "CLIPSxCROPS per video (default: the model's test "
+                    "protocol; paper: 1x1 val, 10x3 Kinetics test, 2x3 HMDB51); crops 1 "
+                    "(centre) or 3.")
 flags.DEFINE_integer("frames", None, "Frames per clip (default: the model's).", lower_bound=1)
-flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.", lower_bound=1)
-flags.DEFINE_integer("image-size", None, "Crop size.", lower_bound=16)
-flags.DEFINE_integer("short-side", None, "Short side before cropping.", lower_bound=16)
+flags.DEFINE_integer("frame-interval", None, "Step between sampled frames (default: the "
+                     "model's).", lower_bound=1)
+flags.DEFINE_integer("image-size", None, "Crop size (default: the test protocol's).",
+                     lower_bound=16)
+flags.DEFINE_integer("short-side", None, "Short side before cropping (default: the test "
+                     "protocol's).", lower_bound=16)
 flags.DEFINE_integer("batch-size", 1, "Videos per batch (x views clips).", lower_bound=1)
 flags.DEFINE_string("labels", None, "Class names: built-in list or text file.")
 flags.DEFINE_string("output", None, "Folder for metrics.json, predictions, confusion matrix.")
@@ -44,7 +49,7 @@ def main(argv: list[str]) -> None:
     from keras_squeezetime.training.evaluate import evaluate_model, parse_views
 
     try:
-        views = parse_views(FLAGS.views)
+        views = parse_views(FLAGS.views) if FLAGS.views else None
         metrics = evaluate_model(
             FLAGS.model,
             [p.strip() for p in FLAGS.data.split(",") if p.strip()],
@@ -58,10 +63,10 @@ def main(argv: list[str]) -> None:
             output=FLAGS.output,
             max_batches=FLAGS["max-batches"].value,
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad flags or files, a preset not downloadable
         raise app.UsageError(str(error), exitcode=2) from None
     summary = {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy", "num_videos",
-                                       "views", "sampling")}
+                                       "views", "sampling", "protocol")}
     print(json.dumps(summary, indent=2))
 
 
