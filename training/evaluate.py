@@ -16,6 +16,9 @@ Averaging: the views' class probabilities are averaged, as the official configs 
 (mmaction's `average_clips='prob'`: softmax of each view, then the mean). A model whose head
 outputs logits (`classifier_activation=None`) gets the softmax here first.
 
+Corrupt records are skipped and reported (by default): the result lists every video left
+out (`skipped`: file and record position) and `num_videos` counts the videos scored.
+
 Models: anything `keras_squeezetime.model_loading.load_model` opens (a preset, an official
 `.pth`, a `.keras` file, a model folder, a `.weights.h5` with its `config.json`), or a
 `keras.Model`.
@@ -28,6 +31,7 @@ import json
 from typing import Any, Sequence
 
 import numpy as np
+from absl import logging
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
@@ -57,6 +61,7 @@ def evaluate_model(
     labels: str | Sequence[str] | None = None,
     output: str | None = None,
     max_batches: int | None = None,
+    skip_corrupt: bool = True,
 ) -> dict[str, Any]:
     """Multi-view evaluation of `model` on the TFRecords `data`.
 
@@ -73,12 +78,14 @@ def evaluate_model(
         `config.json`, else class indices.
       output: folder for `metrics.json`, `predictions.npz`, `confusion_matrix.png`.
       max_batches: stop after this many batches (quick checks).
+      skip_corrupt: skip (and report) records that fail their CRC, parsing or the JPEG
+        header check; False stops with the error.
 
     Returns:
       metrics: `top1`, `top5` (fractions), `mean_class_accuracy`, `per_class_accuracy`
-      (name -> fraction, classes without videos left out), `num_videos`, `views`,
-      `sampling`, `protocol`, `clips_scored`, `input_shape` (what the model ran at),
-      `averaging`, `model`.
+      (name -> fraction, classes without videos left out), `num_videos` (scored),
+      `num_skipped` and `skipped`, `views`, `sampling`, `protocol`, `clips_scored`,
+      `input_shape` (what the model ran at), `averaging`, `model`.
     """
     import keras
 
@@ -115,27 +122,38 @@ def evaluate_model(
     class_names = _class_names(labels, config.class_names, num_classes, load_labels)
     averaging = "probabilities" if _outputs_probabilities(model) else "softmax of logits"
 
+    files = pipeline.list_record_files(data)
     dataset = pipeline.eval_dataset(
-        data, batch_size, pipeline.PipelineConfig(**sampling), num_clips=clips,
-        num_crops=crops)
-    probabilities, targets = [], []
+        files, batch_size, pipeline.PipelineConfig(**sampling), num_clips=clips,
+        num_crops=crops, skip_corrupt=skip_corrupt, with_keys=True)
+    probabilities, targets, keys = [], [], []
     clips_scored = 0
-    for step, (batch, batch_labels) in enumerate(dataset):
+    complete = True
+    for step, (batch, batch_labels, batch_keys) in enumerate(dataset):
         if max_batches is not None and step >= max_batches:
+            complete = False
             break
         probabilities.append(predict_views(model, batch, clips * crops,
                                            from_logits=averaging != "probabilities"))
         targets.append(batch_labels.numpy())
+        keys.append(batch_keys.numpy())
         clips_scored += int(np.prod(batch.shape[:-4]))
+    skipped = _skipped_records(files, np.concatenate(keys) if keys else np.zeros((0, 2), int)
+                               ) if complete else []
+    for item in skipped:
+        logging.warning("Skipped corrupt record %d of %s: not scored.", item["record"],
+                        item["file"])
     if not targets:
-        raise ValueError(f"No videos in {data}.")
+        raise ValueError(f"No videos in {data}" + (
+            f" could be read ({len(skipped)} corrupt records skipped)." if skipped else "."))
     probabilities = np.concatenate(probabilities)
     targets = np.concatenate(targets)
     metrics = classification_metrics(probabilities, targets, class_names)
     metrics.update(
         {"views": {"clips": clips, "crops": crops}, "sampling": sampling, "protocol": protocol,
          "clips_scored": clips_scored, "input_shape": [int(d) for d in model.input_shape[1:]],
-         "averaging": averaging, "model": name, "keras_version": keras.__version__}
+         "averaging": averaging, "num_skipped": len(skipped), "skipped": skipped,
+         "model": name, "keras_version": keras.__version__}
     )
     if output:
         write_outputs(output, metrics, probabilities, targets, class_names)
@@ -262,3 +280,17 @@ def _outputs_probabilities(model) -> bool:
             "probabilities or logits (no activation attribute); end it with a softmax.")
     return getattr(activation, "__name__", "") == "softmax"
 
+
+def _skipped_records(files: Sequence[str], keys: np.ndarray) -> list[dict[str, Any]]:
+    """Every record of `files` whose `(file index, position)` is not among `keys`."""
+    from keras_squeezetime.training.records import count_records
+
+    seen: dict[int, set[int]] = {}
+    for file_index, position in keys.tolist():
+        seen.setdefault(int(file_index), set()).add(int(position))
+    skipped = []
+    for file_index, path in enumerate(files):
+        scored = seen.get(file_index, set())
+        skipped += [{"file": path, "record": position}
+                    for position in range(count_records(path)) if position not in scored]
+    return skipped

@@ -18,13 +18,17 @@ Both pipelines yield `(clips, labels)`: float32 pixels in [0, 255], RGB, channel
   holds `batch * views` clips (30 views of 16x224x224 floats are 290 MB per video): keep the
   test batch small.
 
-Corrupt records: training (`PipelineConfig.skip_corrupt`, on by default) drops, with a logged
-warning, every record that fails its TFRecord CRC (bytes changed after writing, a truncated
-file), does not parse, or holds a frame without a readable JPEG header or of another size. The
-check reads headers only, right after the reader; clip and label leave together, so nothing is
-mislabelled, and one bad video among millions does not end a run. A frame whose JPEG body is
-broken beyond libjpeg's recovery still raises in decoding and stops the run with that error:
-loud, never silent. Evaluation never skips: a missing test video would change the accuracy.
+Corrupt records: training (`PipelineConfig.skip_corrupt`, on by default) and evaluation with
+`eval_dataset(..., skip_corrupt=True)` drop, with a logged warning, every record that fails
+its TFRecord CRC (bytes changed after writing, a truncated file), does not parse, or holds a
+frame without a readable JPEG header or of another size. The check reads headers only, right
+after the reader; clip and label leave together, so nothing is mislabelled, and one bad video
+among millions does not end a run. A frame whose JPEG body is broken beyond libjpeg's
+recovery still raises in decoding and stops the run with that error: loud, never silent. A
+TFRecord CRC failure ends the reading of that file (the reader cannot find the next record),
+so the rest of that file is dropped too. Evaluation skips only when asked and then reports
+every video it left out (`evaluate.py`, from `with_keys`): a missing test video changes the
+accuracy.
 
 Distribution: files are the unit of sharding. Under `strategy.experimental_distribute_dataset`
 (pass the global batch) the dataset carries `AutoShardPolicy.FILE`, so each worker reads whole
@@ -175,6 +179,8 @@ def eval_dataset(
     num_crops: int = 1,
     *,
     input_context: tf.distribute.InputContext | None = None,
+    skip_corrupt: bool = False,
+    with_keys: bool = False,
 ) -> tf.data.Dataset:
     """Evaluation batches in a fixed order, each video once (layout: see the module doc).
 
@@ -185,21 +191,29 @@ def eval_dataset(
       num_clips: evenly spaced clips per video (1 = the centre clip).
       num_crops: 1 (centre crop) or 3 (three crops along the long side).
       input_context: as in `train_dataset`.
+      skip_corrupt: drop (with a logged warning) records that fail their CRC, parsing or the
+        JPEG header check, as training does, instead of stopping with the error. Pair it
+        with `with_keys` to report which videos were left out (`evaluate.py` does).
+      with_keys: also yield each video's key `(file index in list_record_files(pattern),
+        record position in its file)`, int64 `(B, 2)`.
 
     Returns:
-      `(clips, labels)`: clips `(B, T, S, S, 3)` for one view, `(B, views, T, S, S, 3)` for
+      `(clips, labels)`, or `(clips, labels, keys)` with `with_keys`: clips
+      `(B, T, S, S, 3)` for one view, `(B, views, T, S, S, 3)` for
       `views = num_clips * num_crops > 1`; labels `(B,)` int32.
     """
     if num_crops not in (1, 3):
         raise ValueError(f"num_crops must be 1 or 3, got {num_crops}.")
     records = _records(
-        pattern, input_context, config.cycle_length, deterministic=True, shuffle=False
+        pattern, input_context, config.cycle_length, deterministic=True, shuffle=False,
+        skip_corrupt=skip_corrupt, with_keys=True,
     )
-    examples = records.map(
-        lambda frames, label: _eval_example(frames, label, config, num_clips, num_crops),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
+
+    def example(frames, label, key):
+        views, label = _eval_example(frames, label, config, num_clips, num_crops)
+        return (views, label, key) if with_keys else (views, label)
+
+    examples = records.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
     batches = examples.batch(_pipeline_batch(batch_size, input_context))
     return batches.prefetch(AUTOTUNE).with_options(_options(config, deterministic=True))
 
@@ -212,10 +226,12 @@ def _records(
     shuffle: bool,
     seed: int | None = None,
     skip_corrupt: bool = False,
+    with_keys: bool = False,
 ) -> tf.data.Dataset:
-    """`(frames, label)` of each record, interleaved from this pipeline's share of the files."""
+    """`(frames, label)` of each record, interleaved from this pipeline's share of the files;
+    `(frames, label, key)` with `with_keys`, key = `[file index, record position]` int64."""
     files = list_record_files(pattern)
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64)))
     if input_context is not None and input_context.num_input_pipelines > 1:
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
         if len(files) < pipelines:
@@ -233,8 +249,14 @@ def _records(
     read_buffer = int(min(_READ_BUFFER_BYTES, max(_MIN_READ_BUFFER_BYTES,
                                                   _READ_BUFFERS_TOTAL_BYTES // cycle_length)))
 
-    def read(path):
-        records = tf.data.TFRecordDataset(path, buffer_size=read_buffer).map(_parsed)
+    def read(path, file_index):
+        records = tf.data.TFRecordDataset(path, buffer_size=read_buffer)
+        if with_keys:
+            # Positions are counted before anything can drop a record.
+            records = records.enumerate().map(
+                lambda position, record: (*_parsed(record), tf.stack([file_index, position])))
+        else:
+            records = records.map(_parsed)
         if skip_corrupt:
             # Inside the reader's function, where FILE auto-sharding does not look: the
             # rewrite cannot walk through `ignore_errors` placed after the interleave.
@@ -256,7 +278,7 @@ def _parsed(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return record["frames"], record["label"]
 
 
-def _screened(frames: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _screened(frames: tf.Tensor, label: tf.Tensor, *key: tf.Tensor) -> tuple[tf.Tensor, ...]:
     """The clip unchanged, or an error if it has no frame, a non-JPEG frame or an odd size.
 
     Only headers are read (cheap): a record whose bytes changed after writing already fails
@@ -270,7 +292,7 @@ def _screened(frames: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
         tf.debugging.assert_equal(shapes, shapes[:1], message="frames of different sizes"),
     ]
     with tf.control_dependencies(checks):
-        return tf.identity(frames), label
+        return (tf.identity(frames), label, *key)
 
 
 def _train_example(

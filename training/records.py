@@ -82,3 +82,31 @@ def parse_sequence_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         "frame_rate": context[FRAME_RATE_KEY],
         "original_num_frames": context[ORIGINAL_NUM_FRAMES_KEY],
     }
+
+
+def count_records(path: str) -> int:
+    """Records a TFRecord file holds, from its length headers alone (no payload is read).
+
+    A damaged payload (CRC mismatch) still counts: it is a record the reader will reject.
+    A file cut short counts its last, partial record. A length header that points past the
+    end of the file ends the count there (what follows cannot be framed).
+    """
+    size = tf.io.gfile.stat(path).length
+    count = offset = 0
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        while offset < size:
+            header = handle.read(_HEADER_BYTES)
+            count += 1
+            if len(header) < _HEADER_BYTES:
+                break
+            length = int.from_bytes(header[:8], "little")
+            offset += _HEADER_BYTES + length + _FOOTER_BYTES
+            if offset >= size:
+                break
+            handle.seek(offset)
+    return count
+
+
+# TFRecord framing: uint64 length, uint32 masked CRC of the length, data, uint32 CRC of the data.
+_HEADER_BYTES = 12
+_FOOTER_BYTES = 4

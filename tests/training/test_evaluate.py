@@ -1,7 +1,7 @@
 """`squeezetime-evaluate` on real records: multi-view scoring of a `.keras` model checked
 against NumPy, the test protocol of `config.json` by default (HMDB51's 2x3 at 286 included)
-and flags over it, averaging of probabilities (not logits), an official `.pth` checkpoint,
-errors."""
+and flags over it, averaging of probabilities (not logits), corrupt records skipped and
+reported, an official `.pth` checkpoint, errors."""
 
 from __future__ import annotations
 
@@ -249,3 +249,49 @@ def test_views_average_probabilities_not_logits(tmp_path):
     np.testing.assert_allclose(results["softmax"], expected, atol=0.02)
     np.testing.assert_allclose(results[None], results["softmax"], rtol=1e-5)
 
+
+def _corrupt_payload(path: pathlib.Path, serialized: list[bytes], index: int) -> None:
+    """Flips a byte inside record `index`'s data: its CRC no longer matches."""
+    offset = sum(12 + len(data) + 4 for data in serialized[:index]) + 12 + len(serialized[index]) // 2
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_corrupt_records_are_skipped_and_reported(keras_model, tmp_path, caplog):
+    rng = np.random.default_rng(3)
+
+    def record(label, frames=None):
+        frames = frames or [tf.io.encode_jpeg(f).numpy()
+                            for f in rng.integers(0, 255, (8, 48, 64, 3), dtype=np.uint8)]
+        return make_sequence_example(frames, label).SerializeToString()
+
+    # File a: record 2 holds frames that are not JPEGs. File b: record 1's bytes changed
+    # after writing, so its CRC fails and the reader cannot go on to record 2.
+    files = {"a": [record(0), record(1), record(2, [b"not a jpeg"] * 8), record(0)],
+             "b": [record(1), record(2), record(0)]}
+    for name, serialized in files.items():
+        with tf.io.TFRecordWriter(str(tmp_path / f"{name}.tfrecord")) as writer:
+            for data in serialized:
+                writer.write(data)
+    _corrupt_payload(tmp_path / "b.tfrecord", files["b"], 1)
+    pattern = str(tmp_path / "*.tfrecord")
+
+    with caplog.at_level("WARNING"):
+        metrics = evaluate_model(str(keras_model), pattern, views=(1, 1), output=str(tmp_path))
+
+    assert metrics["num_videos"] == 4 and metrics["num_skipped"] == 3
+    assert metrics["skipped"] == [
+        {"file": str(tmp_path / "a.tfrecord"), "record": 2},
+        {"file": str(tmp_path / "b.tfrecord"), "record": 1},
+        {"file": str(tmp_path / "b.tfrecord"), "record": 2},
+    ]
+    with np.load(tmp_path / "predictions.npz") as data:
+        np.testing.assert_array_equal(np.sort(data["labels"]), [0, 0, 1, 1])
+    warnings = [r.getMessage() for r in caplog.records if "Skipped corrupt record" in r.getMessage()]
+    assert len(warnings) == 3 and "a.tfrecord" in warnings[0]
+    assert json.loads((tmp_path / "metrics.json").read_text())["num_skipped"] == 3
+
+    # Unskipped, whichever corrupt record is read first stops the run.
+    with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.DataLossError)):
+        evaluate_model(str(keras_model), pattern, views=(1, 1), skip_corrupt=False)

@@ -8,7 +8,8 @@ By default the test protocol recorded in the model's `config.json` (views, short
 size; the Kinetics recipes: 10 clips x 3 crops of 224 at short side 224, HMDB51: 2 x 3
 crops of 286 at short side 286), else Kinetics'; each flag overrides one field. Writes
 `metrics.json` (`top1`, `top5` as fractions, mean and per-class accuracy, confusion
-matrix, the protocol used), `predictions.npz` and `confusion_matrix.png` to `--output`.
+matrix, the protocol used, the corrupt records skipped), `predictions.npz` and
+`confusion_matrix.png` to `--output`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ flags.DEFINE_string("labels", None, "Class names: built-in list or text file.")
 flags.DEFINE_string("output", None, "Folder for metrics.json, predictions, confusion matrix.")
 flags.DEFINE_integer("max-batches", None, "Stop after this many batches (quick checks).",
                      lower_bound=1)
+flags.DEFINE_boolean("skip-corrupt", True, "Skip and report corrupt records (--noskip-corrupt "
+                     "stops at the first one).")
 
 
 def main(argv: list[str]) -> None:
@@ -62,11 +65,12 @@ def main(argv: list[str]) -> None:
             labels=FLAGS.labels,
             output=FLAGS.output,
             max_batches=FLAGS["max-batches"].value,
+            skip_corrupt=FLAGS["skip-corrupt"].value,
         )
     except (ValueError, OSError) as error:  # bad flags or files, a preset not downloadable
         raise app.UsageError(str(error), exitcode=2) from None
     summary = {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy", "num_videos",
-                                       "views", "sampling", "protocol")}
+                                       "num_skipped", "views", "sampling", "protocol")}
     print(json.dumps(summary, indent=2))
 
 
