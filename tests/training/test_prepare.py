@@ -356,3 +356,95 @@ def test_cli_exit_codes(tmp_path, make_broken_file):
     assert (tmp_path / "out" / "manifest.json").exists()
     _, stderr = two_sources.communicate(timeout=120)
     assert two_sources.returncode == 2 and "exactly one of --list" in stderr
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keras_squeezetime.training.cli.prepare", "--workers", "1",
+         "--short-side", "0", *args],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def _by_id(output) -> dict[str, dict]:
+    return {clip["media_id"]: clip for clip in read_records(os.fspath(output))}
+
+
+def test_cli_kinetics_csv(tmp_path, make_video, frame_ids):
+    root = tmp_path / "k400"
+    # Both download layouts: a class folder (with its spaces) and flat. 320 frames is past
+    # the 300 the tool once kept: whole videos by default.
+    make_video("k400/air drumming/abc_000000_000010.mp4", num_frames=320, height=16, width=16)
+    make_video("k400/xyz_000005_000015.mp4", num_frames=7)
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "air drumming,abc,0,10,train\nabseiling,xyz,5,15,train\nabseiling,gone,0,10,train\n",
+        encoding="utf-8")
+    output = tmp_path / "out"
+
+    result = _run_cli("--csv", os.fspath(tmp_path / "train.csv"), "--video-root",
+                      os.fspath(root), "--output", os.fspath(output))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wrote 2 of 3 videos" in result.stdout and "(1 failed" in result.stdout
+    clips = _by_id(output)
+    assert set(clips) == {"abc_000000_000010", "xyz_000005_000015"}
+    drumming, abseiling = clips["abc_000000_000010"], clips["xyz_000005_000015"]
+    assert (drumming["label"], drumming["label_text"]) == (1, "air drumming")  # kinetics400
+    assert (abseiling["label"], abseiling["label_text"]) == (0, "abseiling")
+    assert len(drumming["frames"]) == drumming["original_num_frames"] == 320
+    assert frame_ids(abseiling["frames"]) == list(range(7))
+    manifest = json.loads((output / "manifest.json").read_text("utf-8"))
+    assert manifest["frames_stored"] == "every frame" and manifest["strided"] == []
+    assert [f["video_id"] for f in manifest["failures"]] == ["gone_000000_000010"]
+
+
+def test_cli_hmdb51_splits(tmp_path, make_video, frame_ids):
+    splits = tmp_path / "splits"
+    splits.mkdir()
+    # Marks: 1 train, 2 test, 0 unused; split 2's file must be ignored for --hmdb-split 1.
+    (splits / "brush_hair_test_split1.txt").write_text("a.avi 1\nb.avi 2\nu.avi 0\n")
+    (splits / "cartwheel_test_split1.txt").write_text("c.avi 1\n")
+    (splits / "cartwheel_test_split2.txt").write_text("d.avi 1\n")
+    for name, frames in (("brush_hair/a.avi", 4), ("brush_hair/b.avi", 5),
+                         ("cartwheel/c.avi", 6), ("cartwheel/d.avi", 3)):
+        make_video(f"videos/{name}", num_frames=frames)
+    output = tmp_path / "out"
+
+    result = _run_cli("--hmdb-splits", os.fspath(splits), "--hmdb-split", "1", "--hmdb-subset",
+                      "train", "--video-root", os.fspath(tmp_path / "videos"),
+                      "--output", os.fspath(output))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wrote 2 of 2 videos" in result.stdout
+    clips = _by_id(output)
+    assert set(clips) == {"a", "c"}
+    assert (clips["a"]["label"], clips["a"]["label_text"]) == (0, "brush_hair")  # hmdb51
+    assert (clips["c"]["label"], clips["c"]["label_text"]) == (1, "cartwheel")
+    assert frame_ids(clips["a"]["frames"]) == list(range(4))
+    assert frame_ids(clips["c"]["frames"]) == list(range(6))
+
+
+def test_cli_class_folders_with_a_frame_cap(tmp_path, make_video, frame_ids):
+    make_video("data/cats/x.webm", num_frames=40, fps=20)  # frame ids 0..11 repeating
+    make_video("data/dogs/y.mp4", num_frames=9)
+    (tmp_path / "data" / "dogs" / "notes.txt").write_text("not a video")
+    output = tmp_path / "out"
+
+    result = _run_cli("--folder", os.fspath(tmp_path / "data"), "--max-frames", "16",
+                      "--output", os.fspath(output))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wrote 2 of 2 videos" in result.stdout
+    assert "1 long videos stored every k-th frame" in result.stdout
+    clips = _by_id(output)
+    assert (clips["x"]["label"], clips["x"]["label_text"]) == (0, "cats")  # sorted folders
+    assert (clips["y"]["label"], clips["y"]["label_text"]) == (1, "dogs")
+    # 40 frames > 16: every 3rd over the whole video (frames 0..39), at 20 / 3 fps.
+    assert frame_ids(clips["x"]["frames"]) == [k % 12 for k in range(0, 40, 3)]
+    assert clips["x"]["frame_rate"] == pytest.approx(20 / 3, rel=1e-4)
+    assert frame_ids(clips["y"]["frames"]) == list(range(9))
+    manifest = json.loads((output / "manifest.json").read_text("utf-8"))
+    assert [(v["video_id"], v["stride"], v["stored_frames"]) for v in manifest["strided"]] == [
+        ("x", 3, 14)]
+    assert "more than 16" in manifest["frames_stored"]
