@@ -79,8 +79,8 @@ class PipelineConfig:
         3 hue); None draws one per dataset from `seed`, as mmaction draws one per run.
       random_erasing: probability of erasing a random rectangle per clip (0 switches it off).
       shuffle_buffer: records held for shuffling in training. A record holds all stored frames
-        of a video (megabytes: ~4.5 MB for a 10 s Kinetics clip at short side 256, so 256
-        records hold ~1.2 GB), so this sets most of the pipeline's memory.
+        of a video (7-8 MB for a 10 s Kinetics clip at prepare's defaults, so 256 records
+        hold about 2 GB), so this sets most of the pipeline's memory.
       cycle_length: files read concurrently (interleaved one record at a time). With
         `shuffle_buffer` it decides how many shards a batch draws from; see
         `benchmarks/batch_composition.py` (BENCHMARKS.md, "Batch composition").
