@@ -77,7 +77,8 @@ def evaluate_model(
       labels: class names (built-in list, file or sequence); None uses the names in
         `config.json`, else class indices.
       output: folder for `metrics.json`, `predictions.npz`, `confusion_matrix.png`.
-      max_batches: stop after this many batches (quick checks).
+      max_batches: stop after this many batches (quick checks; nothing is then reported
+        as skipped, as not every record was read).
       skip_corrupt: skip (and report) records that fail their CRC, parsing or the JPEG
         header check; False stops with the error.
 
