@@ -8,6 +8,7 @@ line, paths relative to the list's folder); anything else as a TFRecord glob pat
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterator
 
@@ -19,6 +20,8 @@ from keras_squeezetime.model_config import ClipSettings
 # would follow a handful of clips.
 MIN_CALIBRATION_CLIPS = 32
 DEFAULT_CALIBRATION_CLIPS = 300
+
+logger = logging.getLogger(__name__)
 
 
 def is_video_list(source: str) -> bool:
@@ -38,9 +41,13 @@ def check_source(source: str) -> None:
 
 
 def iter_clips(
-    source: str, spec: ClipSettings, limit: int | None = None
+    source: str, spec: ClipSettings, limit: int | None = None,
+    skipped: list[str] | None = None,
 ) -> Iterator[tuple[np.ndarray, int]]:
     """Yields `(clip (T, S, S, 3) float32 in [0, 255], label)` centre clips, in file order.
+
+    A listed video that is missing or does not decode is skipped with a warning naming
+    it, and appended (as `"path: reason"`) to `skipped` when a list is given.
 
     Raises:
       FileNotFoundError: the list file is missing or the pattern matches no file.
@@ -48,7 +55,9 @@ def iter_clips(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1; got {limit}.")
     check_source(source)
-    clips = _list_clips(source, spec) if is_video_list(source) else _record_clips(source, spec)
+    skipped = [] if skipped is None else skipped
+    clips = (_list_clips(source, spec, skipped) if is_video_list(source)
+             else _record_clips(source, spec))
     for count, item in enumerate(clips):
         if limit is not None and count >= limit:
             return
@@ -56,15 +65,21 @@ def iter_clips(
 
 
 def load_clips(
-    source: str, spec: ClipSettings, limit: int | None = None
+    source: str, spec: ClipSettings, limit: int | None = None,
+    skipped: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All clips of `iter_clips` stacked: `(N, T, S, S, 3)` float32 and `(N,)` int64 labels."""
+    """All clips of `iter_clips` stacked: `(N, T, S, S, 3)` float32 and `(N,)` int64 labels.
+
+    Raises:
+      ValueError: no clip could be read (the message names the videos skipped).
+    """
     clips, labels = [], []
-    for clip, label in iter_clips(source, spec, limit):
+    skipped = [] if skipped is None else skipped
+    for clip, label in iter_clips(source, spec, limit, skipped):
         clips.append(clip)
         labels.append(label)
     if not clips:
-        raise ValueError(f"{source} holds no clip.")
+        raise ValueError(f"{source} holds no readable clip{_skipped_note(skipped)}")
     return np.stack(clips), np.asarray(labels, dtype=np.int64)
 
 
@@ -74,26 +89,46 @@ def calibration_clips(
     num_clips: int = DEFAULT_CALIBRATION_CLIPS,
     min_clips: int = MIN_CALIBRATION_CLIPS,
 ) -> np.ndarray:
-    """Up to `num_clips` clips for int8 calibration; raises if fewer than `min_clips` exist."""
-    clips, _ = load_clips(source, spec, num_clips)
+    """Up to `num_clips` clips for int8 calibration; raises if fewer than `min_clips` exist.
+
+    Unreadable videos of a list are skipped with a warning while enough clips remain.
+    """
+    skipped: list[str] = []
+    clips, _ = load_clips(source, spec, num_clips, skipped)
     if len(clips) < min_clips:
         raise ValueError(
             f"Representative data {source} gives {len(clips)} clips; int8 calibration needs at "
-            f"least {min_clips} (asked for {num_clips})."
+            f"least {min_clips} (asked for {num_clips}){_skipped_note(skipped)}"
         )
     return clips
 
 
-def _list_clips(list_file: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
+def _skipped_note(skipped: list[str]) -> str:
+    if not skipped:
+        return "."
+    shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    return f"; {len(skipped)} listed videos could not be read: {shown}."
+
+
+def _list_clips(
+    list_file: str, spec: ClipSettings, skipped: list[str]
+) -> Iterator[tuple[np.ndarray, int]]:
     from keras_squeezetime.training.annotations import parse_video_list
     from keras_squeezetime.video.clips import video_clips
+    from keras_squeezetime.video.decode import VideoDecodeError
 
     entries = parse_video_list(list_file, video_root=os.path.dirname(os.path.abspath(list_file)))
     if not entries:
         raise ValueError(f"Video list {list_file} names no video.")
     for entry in entries:
-        # One clip: the centre window, as validation and the TFRecord eval clip take it.
-        clips, _ = video_clips(entry.path, spec, num_clips=1)
+        try:
+            # One clip: the centre window, as validation and the TFRecord eval clip take it.
+            clips, _ = video_clips(entry.path, spec, num_clips=1)
+        except VideoDecodeError as error:
+            # A long calibration or evaluation must not die on one bad video of a list.
+            skipped.append(f"{error.path}: {error.reason}")
+            logger.warning("Skipping %s (listed in %s): %s", error.path, list_file, error.reason)
+            continue
         yield clips[0], entry.label_index
 
 

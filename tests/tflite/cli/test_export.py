@@ -61,6 +61,46 @@ def test_too_few_calibration_clips_fails_and_leaves_nothing(run_dir, video_datas
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.slow
+def test_missing_and_broken_listed_videos_are_skipped_or_named(run_dir, video_dataset,
+                                                             make_broken_file, tmp_path):
+    """A representative list naming a path that does not exist and a truncated mp4 (its
+    index lost), between real H.264 videos: skipped with a warning while enough clips
+    remain, else a message naming them; never a traceback."""
+    broken = make_broken_file("truncated", "clips/broken.mp4")
+    missing = tmp_path / "clips" / "missing.mp4"
+    good = (video_dataset / "val_list.txt").read_text().splitlines()
+    assert len(good) == 8
+    listing = tmp_path / "list.txt"
+    # Good videos by absolute path; the bad ones in the middle of the list.
+    lines = [f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}" for line in good]
+    listing.write_text("\n".join(lines[:3] + [f"{missing} 0", f"{broken} 1"] + lines[3:]) + "\n")
+
+    def export(out, min_clips):
+        return _cli("--model", str(run_dir / "model.keras"), "--quantization", "int8",
+                    "--input-type", "uint8", "--representative-data", str(listing),
+                    "--min-representative-clips", str(min_clips), "--output", str(out))
+
+    # Enough readable clips remain: both bad ones are skipped with a warning naming them.
+    out = tmp_path / "out" / "model_int8.tflite"
+    done = export(out, min_clips=8)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert f"Skipping {missing}" in done.stderr and f"Skipping {broken}" in done.stderr
+    assert json.loads(done.stdout)["output"] == str(out) and out.is_file()
+
+    # Too few remain: a clear failure naming them, no traceback, nothing written.
+    out = tmp_path / "out2" / "model_int8.tflite"
+    failed = export(out, min_clips=9)
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message.startswith("squeezetime-export: error: ")
+    assert "gives 8 clips; int8 calibration needs at least 9" in message
+    assert f"{missing}: no such file" in message and str(broken) in message
+    assert not os.path.exists(out)
+
+
 def test_bad_variant_lists_write_nothing(run_dir, tmp_path):
     """A bad item, or int8 without calibration data, fails before any conversion."""
     out = tmp_path / "variants"
