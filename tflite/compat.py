@@ -108,6 +108,32 @@ def mlir_quantize(calibrated: bytes, **options) -> bytes:
     return convert.mlir_quantize(calibrated, **options)
 
 
+def calibrated_range(tensor) -> tuple[float, float] | None:
+    """The `(min, max)` calibration recorded for a tensor (`TensorT`) of a calibrated model.
+
+    `calibrate_only` leaves each measured range in the tensor's
+    `QuantizationParameters.min/max` (one entry, per tensor), and `mlir_quantize` derives
+    the int8 scale and zero point from them; neither is a documented format. None for a
+    tensor without a range.
+    """
+    quantization = tensor.quantization
+    if quantization is None or quantization.min is None or not len(quantization.min):
+        return None
+    return float(quantization.min[0]), float(quantization.max[0])
+
+
+def set_calibrated_range(tensor, low: float, high: float) -> None:
+    """Replaces a calibrated tensor's range; `mlir_quantize` then quantises over it.
+
+    Raises:
+      ValueError: the tensor has no calibrated range (the name says which).
+    """
+    if calibrated_range(tensor) is None:
+        raise ValueError(f"Tensor {tensor.name.decode()} has no calibrated range.")
+    tensor.quantization.min = np.asarray([low], dtype=np.float32)
+    tensor.quantization.max = np.asarray([high], dtype=np.float32)
+
+
 def converter_error() -> type[Exception]:
     """The exception class the converter raises (e.g. for ops that would need Flex)."""
     from tensorflow.lite.python.convert import ConverterError

@@ -48,6 +48,12 @@ def tensor_names(model) -> list[str]:
     return [tensor.name.decode() for subgraph in model.subgraphs for tensor in subgraph.tensors]
 
 
+def signature_outputs(model, index: int = 0) -> dict[str, int]:
+    """`{output name: tensor index}` of the model's signature `index` (`serving_default`)."""
+    signature = model.signatureDefs[index]
+    return {output.name.decode(): int(output.tensorIndex) for output in signature.outputs}
+
+
 def opcode_index(model, builtin: str) -> int:
     """Index of builtin op `builtin` (e.g. "DEQUANTIZE") in the model's codes, added if missing."""
     schema = compat.schema()

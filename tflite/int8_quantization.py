@@ -60,11 +60,10 @@ def pin_input_range(calibrated: bytes, low: float = 0.0, high: float = 255.0) ->
     model = flatbuffer.read(calibrated)
     for subgraph in model.subgraphs:
         for index in subgraph.inputs:
-            quantization = subgraph.tensors[index].quantization
-            if quantization is None or quantization.min is None:
+            tensor = subgraph.tensors[index]
+            if compat.calibrated_range(tensor) is None:
                 raise ValueError("The calibrated model holds no input range to pin.")
-            quantization.min = np.asarray([low], dtype=np.float32)
-            quantization.max = np.asarray([high], dtype=np.float32)
+            compat.set_calibrated_range(tensor, low, high)
     return flatbuffer.write(model)
 
 

@@ -81,6 +81,39 @@ def test_calibrate_then_quantize_with_a_float_node(tmp_path):
     assert types == [int8, flatbuffer.tensor_type("FLOAT32")]
 
 
+def test_calibrated_ranges_are_read_replaced_and_quantised_over(tmp_path):
+    """What MSE activation ranges and the uint8 input rely on: the calibrator leaves each
+    measured range in the tensor's min/max, and the quantiser takes its scale from a range
+    written there."""
+    from keras_squeezetime.tflite import compat, flatbuffer
+
+    converter = _converter(tmp_path)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    calibrated = compat.calibrate_only(converter, lambda: ([c] for c in _clips()))
+    model = flatbuffer.read(calibrated)
+    tensors = model.subgraphs[0].tensors
+    convs = [op for _, op, name in flatbuffer.operators(model) if name == "CONV_2D"]
+    assert flatbuffer.signature_outputs(model) == {"out": convs[1].outputs[0]}
+    first = convs[0].outputs[0]
+    # The first convolution's ReLU output over the calibration clips, computed here.
+    kernel = np.random.default_rng(0).normal(0, 0.3, (3, 3, 4, 8)).astype(np.float32)
+    relu = tf.nn.relu(tf.nn.conv2d(np.concatenate(_clips()), kernel, 1, "SAME")).numpy()
+    low, high = compat.calibrated_range(tensors[first])
+    assert low == pytest.approx(relu.min(), abs=1e-5) and high == pytest.approx(relu.max(), rel=1e-5)
+    weights = convs[0].inputs[1]
+    assert compat.calibrated_range(tensors[weights]) is None
+    with pytest.raises(ValueError, match="has no calibrated range"):
+        compat.set_calibrated_range(tensors[weights], 0.0, 1.0)
+
+    compat.set_calibrated_range(tensors[first], 0.0, high / 2)
+    assert compat.calibrated_range(tensors[first]) == pytest.approx((0.0, high / 2))
+    quantized = flatbuffer.read(compat.mlir_quantize(flatbuffer.write(model)))
+    name = tensors[first].name
+    (params,) = [t.quantization for t in quantized.subgraphs[0].tensors if t.name == name]
+    assert params.scale[0] == pytest.approx(high / 2 / 255, rel=1e-5)
+    assert list(params.zeroPoint) == [-128]
+
+
 def test_converter_error_is_what_the_converter_raises(tmp_path):
     from keras_squeezetime.tflite import compat
 
