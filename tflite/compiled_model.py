@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from keras_squeezetime.tflite import compat
-from keras_squeezetime.tflite.export import SIGNATURE_KEY
 from keras_squeezetime.tflite.interpreter import LiteRTModel, output_scores
+from keras_squeezetime.tflite.signature import SIGNATURE_KEY
 from keras_squeezetime.tflite.tensor_quantization import dequantize_output
 
 ACCELERATORS = ("cpu", "gpu")

@@ -24,12 +24,16 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+# The signature's names, re-exported: `export.OUTPUT_NAME` etc. keep working.
+from keras_squeezetime.tflite.signature import (  # noqa: F401
+    INPUT_NAME,
+    LOGITS_NAME,
+    OUTPUT_NAME,
+    SIGNATURE_KEY,
+)
+
 QUANTIZATIONS = ("float32", "float16", "float16-compute", "dynamic", "int8")
 INPUT_TYPES = ("float32", "uint8")
-SIGNATURE_KEY = "serving_default"
-INPUT_NAME = "video"
-OUTPUT_NAME = "probabilities"
-LOGITS_NAME = "logits"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ExportResult:
         they could not be quantised or were kept float on purpose (`float_layers`).
       labels_path: the label file written beside the model, or None without labels.
       input_layout: "frames" or "stacked".
+      int8_report: with `target_agreement`, what the search did and what it cost
+        (`int8_agreement.AgreementReport.as_dict()`), else None.
     """
 
     path: str
@@ -58,6 +64,7 @@ class ExportResult:
     float_ops: tuple[str, ...] = ()
     labels_path: str | None = None
     input_layout: str = "frames"
+    int8_report: dict | None = None
 
 
 class UnsupportedOpsError(RuntimeError):
@@ -77,6 +84,8 @@ def export_tflite(
     float_layers: Sequence[str] = (),
     float_layers_weights: str = "int8",
     input_layout: str = "frames",
+    target_agreement: float | None = None,
+    agreement_dataset: Iterable[np.ndarray] | np.ndarray | None = None,
 ) -> ExportResult:
     """Converts a SqueezeTime classifier to a batch-1 LiteRT model at `output`.
 
@@ -103,6 +112,13 @@ def export_tflite(
         keeps them float.
       input_layout: "frames" (`(1, T, S, S, 3)`, the default) or "stacked" (`(1, S, S,
         3T)`, frame t's RGB at channels 3t..3t+2; no tensor of rank above 4).
+      target_agreement: with "int8", the top-1 agreement with the float model to reach on
+        held-out clips: the cheapest int8 model that does is exported (better activation
+        ranges, then the fewest units kept float; see `int8_agreement`).
+      agreement_dataset: the held-out pixel clips measuring it, whatever the layout; by
+        default the last third of `representative_dataset` is held out of calibration for
+        it. Clips the model was trained on agree more easily than new ones: prefer clips
+        it never saw.
 
     Returns:
       An `ExportResult`.
@@ -111,6 +127,8 @@ def export_tflite(
       ValueError: bad arguments, a model without classification head, or no
         representative data for "int8".
       UnsupportedOpsError: an op would need Flex; the message names it.
+      int8_agreement.AgreementNotReachedError: `target_agreement` was not reached (a
+        ValueError naming the best agreement found); nothing is written.
     """
     from keras_squeezetime.tflite import input_layout as layouts
     from keras_squeezetime.tflite import metadata, model_ops
@@ -126,15 +144,23 @@ def export_tflite(
         raise ValueError("integer_output and float_layers apply to int8 quantization only.")
     if quantization == "int8" and representative_dataset is None:
         raise ValueError("int8 quantization needs representative_dataset (calibration clips).")
+    if target_agreement is not None:
+        check_target_agreement(target_agreement, quantization, float_layers)
     if class_names is not None and len(class_names) != _num_classes(model):
         raise ValueError(
             f"{len(class_names)} class names for a model with {_num_classes(model)} classes."
         )
     clip_shape = _clip_shape(model)
-    calibration = (
-        layouts.pack(_calibration_array(representative_dataset, (1, *clip_shape)), input_layout)
-        if quantization == "int8" else None
-    )
+    clips = (_calibration_array(representative_dataset, (1, *clip_shape))
+             if quantization == "int8" else None)
+    held_out = None
+    if target_agreement is not None:
+        if agreement_dataset is not None:
+            held_out = _calibration_array(agreement_dataset, (1, *clip_shape))
+        else:
+            split = len(clips) - len(clips) // 3
+            clips, held_out = clips[:split], clips[split:]
+    calibration = layouts.pack(clips, input_layout) if clips is not None else None
     input_shape = layouts.tensor_shape(clip_shape, input_layout)
     graph_model = layouts.stacked_model(model) if input_layout == layouts.STACKED else model
 
@@ -146,17 +172,17 @@ def export_tflite(
         # int8 takes uint8 by quantising a float input (scale 1), not by a cast in the graph.
         graph_input = "float32" if quantization == "int8" else input_type
         _write_saved_model(graph_model, saved_model, input_shape, graph_input)
-        model_bytes = _convert(
-            saved_model, quantization, input_type, calibration, integer_output, float_layers
-        )
-        if float_layers and float_layers_weights == "int8":
-            from keras_squeezetime.tflite.hybrid_fallback import quantize_float_conv_weights
-
-            model_bytes, _ = quantize_float_conv_weights(model_bytes)
-        if input_type == "uint8":
-            from keras_squeezetime.tflite.input_ops import delegate_uint8_input
-
-            model_bytes = delegate_uint8_input(model_bytes)
+        int8_report = None
+        if target_agreement is not None:
+            model_bytes, int8_report = _agreeing_int8(
+                saved_model, input_type, clips, calibration, held_out, integer_output,
+                target_agreement)
+        else:
+            model_bytes = _convert(
+                saved_model, quantization, input_type, calibration, integer_output, float_layers
+            )
+            model_bytes = finish_converted(
+                model_bytes, bool(float_layers) and float_layers_weights == "int8", input_type)
         extra = {"quantization": quantization, "input_type": input_type,
                  "input_layout": input_layout, **(sampling or {})}
         model_bytes = metadata.embed(model_bytes, class_names, extra)
@@ -180,7 +206,21 @@ def export_tflite(
         float_ops=model_ops.float_ops(model_bytes) if quantization == "int8" else (),
         labels_path=labels_path,
         input_layout=input_layout,
+        int8_report=int8_report,
     )
+
+
+def check_target_agreement(target: float, quantization: str = "int8",
+                           float_layers: Sequence[str] = ()) -> None:
+    """Raises ValueError unless `target` is an agreement in (0, 1] asked of a plain int8 export.
+
+    The search chooses the layers kept float, so it excludes `float_layers`.
+    """
+    if quantization != "int8" or float_layers:
+        raise ValueError("target_agreement applies to int8 without float_layers (the search "
+                         "chooses the layers kept float).")
+    if not 0 < target <= 1:
+        raise ValueError(f"target_agreement must be in (0, 1]; got {target}.")
 
 
 def calibrated_model(model, clips: np.ndarray, input_layout: str = "frames") -> bytes:
@@ -311,14 +351,61 @@ def _convert(
     elif quantization == "int8":
         from keras_squeezetime.tflite.int8_quantization import full_integer_model
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        # Integer kernels first; float builtins only for ops without an int8 kernel.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, *builtins]
+        _set_up_int8(converter)
         # Calibrate, then quantise: the route that can keep chosen layers float and give
         # a uint8 input quantised with scale 1 (raw pixel bytes, no cast in the model).
         return _run_converter(lambda: full_integer_model(
             converter, calibration, float_layers, input_type, integer_output))
     return _run_converter(converter.convert)
+
+
+def _set_up_int8(converter) -> None:
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # Integer kernels first; float builtins only for ops without an int8 kernel.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+
+
+def finish_converted(model_bytes: bytes, hybrid: bool, input_type: str) -> bytes:
+    """The rewrites a converted model gets before metadata: int8 kernels for the float
+    layers of an int8 model (if `hybrid`, see `hybrid_fallback`), then, for a uint8
+    input, the input ops XNNPACK takes (`input_ops`)."""
+    if hybrid:
+        from keras_squeezetime.tflite.hybrid_fallback import quantize_float_conv_weights
+
+        model_bytes, _ = quantize_float_conv_weights(model_bytes)
+    if input_type == "uint8":
+        from keras_squeezetime.tflite.input_ops import delegate_uint8_input
+
+        model_bytes = delegate_uint8_input(model_bytes)
+    return model_bytes
+
+
+def _agreeing_int8(saved_model: str, input_type: str, clips: np.ndarray, calibration: np.ndarray,
+                   held_out: np.ndarray, integer_output: bool, target: float) -> tuple[bytes, dict]:
+    """`(finished int8 model, report dict)` from `int8_agreement.agreeing_int8_model`.
+
+    `clips`/`held_out` are pixel clips; `calibration` is `clips` in the graph's layout.
+    """
+    import tensorflow as tf
+
+    from keras_squeezetime.tflite import int8_agreement
+    from keras_squeezetime.tflite.int8_quantization import calibrate, quantize
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, [SIGNATURE_KEY])
+    _set_up_int8(converter)
+    calibrated = _run_converter(lambda: calibrate(converter, calibration, np.float32))
+
+    def to_int8(model: bytes, denied: Sequence[str]) -> bytes:
+        return _run_converter(lambda: quantize(model, (), input_type, integer_output,
+                                               denied_tensors=denied))
+
+    model_bytes, report = int8_agreement.agreeing_int8_model(
+        calibrated, clips, held_out, target, to_int8,
+        lambda model, hybrid: finish_converted(model, hybrid, input_type))
+    return model_bytes, report.as_dict()
 
 
 def _run_converter(convert: Callable[[], bytes]) -> bytes:

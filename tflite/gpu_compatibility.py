@@ -113,8 +113,8 @@ def gpu_accelerator_check(path: str | os.PathLike, fp32: bool = True, seed: int 
     """
     import tempfile
 
-    from keras_squeezetime.tflite.export import LOGITS_NAME, OUTPUT_NAME
     from keras_squeezetime.tflite.interpreter import LiteRTModel
+    from keras_squeezetime.tflite.signature import LOGITS_NAME, OUTPUT_NAME
     from keras_squeezetime.tflite.tensor_quantization import dequantize_output
 
     model = LiteRTModel(path, threads=1)

@@ -72,15 +72,18 @@ def quantize(
     float_layers: Sequence[str] = (),
     input_type: str = "float32",
     integer_output: bool = False,
+    denied_tensors: Sequence[str] = (),
 ) -> bytes:
     """Full-integer model from `calibrated`, with `float_layers` kept float.
 
     `input_type="uint8"` expects a model calibrated with a float32 input of pixels in
-    [0, 255]; the input is pinned to that range and declared uint8.
+    [0, 255]; the input is pinned to that range and declared uint8. `denied_tensors` keeps
+    ops float by exact output tensor name, besides the layer paths of `float_layers`.
     """
     import tensorflow as tf
 
-    nodes = denied_nodes(calibrated, float_layers) if float_layers else None
+    nodes = denied_nodes(calibrated, float_layers) if float_layers else []
+    nodes = sorted(set(nodes) | set(denied_tensors)) or None
     if input_type == "uint8":
         calibrated = pin_input_range(calibrated)
     return compat.mlir_quantize(

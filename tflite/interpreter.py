@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from keras_squeezetime.tflite import compat, input_layout, metadata
-from keras_squeezetime.tflite.export import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, SIGNATURE_KEY
+from keras_squeezetime.tflite.signature import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, SIGNATURE_KEY
 from keras_squeezetime.tflite.tensor_quantization import dequantize_output, quantize_input
 
 _FLATBUFFER_ID = b"TFL3"

@@ -10,8 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_squeezetime.tflite.export import INPUT_NAME, SIGNATURE_KEY
 from keras_squeezetime.tflite.interpreter import LiteRTModel, check_tflite_file
+from keras_squeezetime.tflite.signature import INPUT_NAME, SIGNATURE_KEY
 
 
 def measure_latency(

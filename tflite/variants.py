@@ -40,6 +40,10 @@ class ExportRequest:
       representative_data: int8 calibration clips (TFRecord pattern or video list).
       representative_clips / min_representative_clips: how many to use / to require.
       float_layers, float_layers_weights, integer_output: int8 options of `export_tflite`.
+      target_agreement: int8 only: the top-1 agreement with float to reach on held-out
+        clips (`export_tflite`'s `target_agreement`; None: plain int8).
+      agreement_data / agreement_clips: those held-out clips (TFRecord pattern or video
+        list; None: the last third of the representative clips) / how many to use.
       fold_batch_norm: export the folded inference graph.
       frames, frame_interval, image_size, short_side: clip settings overriding the
         model's `config.json` (None keeps it).
@@ -54,6 +58,9 @@ class ExportRequest:
     float_layers: tuple[str, ...] = ()
     float_layers_weights: str = "int8"
     integer_output: bool = False
+    target_agreement: float | None = None
+    agreement_data: str | None = None
+    agreement_clips: int = 300
     fold_batch_norm: bool = True
     frames: int | None = None
     frame_interval: int | None = None
@@ -66,6 +73,17 @@ class ExportRequest:
             raise ValueError("--quantization int8 needs --representative-data.")
         if "int8" not in quantizations and (self.float_layers or self.integer_output):
             raise ValueError("--float-layers and --integer-output apply to int8 only.")
+        if self.target_agreement is not None:
+            if "int8" not in quantizations or self.float_layers:
+                raise ValueError("--target-agreement applies to int8 without --float-layers "
+                                 "(it chooses the layers kept float).")
+            if not 0 < self.target_agreement <= 1:
+                raise ValueError(
+                    f"--target-agreement must be in (0, 1]; got {self.target_agreement}.")
+        elif self.agreement_data:
+            raise ValueError("--agreement-data measures --target-agreement; give both.")
+        if self.agreement_clips < 1:
+            raise ValueError(f"--agreement-clips must be >= 1; got {self.agreement_clips}.")
 
 
 def parse_quantizations(value: str) -> list[str]:
@@ -127,11 +145,14 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
 
     request.check([quantization])
     model, settings, class_names = load_for_export(request)
-    clips = None
+    clips = held_out = None
     if quantization == "int8":
         clips = calibration.calibration_clips(
             request.representative_data, settings, request.representative_clips,
             request.min_representative_clips)
+        if request.agreement_data:
+            held_out, _ = calibration.load_clips(
+                request.agreement_data, settings, request.agreement_clips)
     if request.fold_batch_norm:
         from keras_squeezetime import fold_batch_norm
 
@@ -140,13 +161,17 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
         model, output, quantization, request.input_type, clips, class_names=class_names,
         sampling=dataclasses.asdict(settings), integer_output=request.integer_output,
         float_layers=list(request.float_layers), float_layers_weights=request.float_layers_weights,
-        input_layout=request.input_layout)
-    return {
+        input_layout=request.input_layout, target_agreement=request.target_agreement,
+        agreement_dataset=held_out)
+    summary = {
         "output": result.path, "size_bytes": result.size_bytes, "quantization": quantization,
         "input_type": result.input_type, "input_layout": result.input_layout,
         "input_shape": list(result.input_shape), "labels": result.labels_path,
         "float_ops": list(result.float_ops), "ops": result.ops,
     }
+    if result.int8_report is not None:
+        summary["int8"] = result.int8_report
+    return summary
 
 
 def export_variants(request: ExportRequest, quantizations: Sequence[str], folder: str,
@@ -170,6 +195,8 @@ def export_variants(request: ExportRequest, quantizations: Sequence[str], folder
     check_model(request.model)
     if "int8" in quantizations:
         check_source(request.representative_data)
+        if request.agreement_data:
+            check_source(request.agreement_data)
     os.makedirs(folder, exist_ok=True)
     summaries, failed = [], []
     for index, quantization in enumerate(quantizations, 1):

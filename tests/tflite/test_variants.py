@@ -36,6 +36,20 @@ def test_request_checks():
     with pytest.raises(ValueError, match="apply to int8 only"):
         ExportRequest("m.keras", integer_output=True).check(["float32"])
     ExportRequest("m.keras", representative_data="x.txt").check(["int8"])
+    agreeing = ExportRequest("m.keras", representative_data="x.txt", target_agreement=0.98)
+    agreeing.check(["int8"])
+    with pytest.raises(ValueError, match="--target-agreement applies to int8 without"):
+        agreeing.check(["float16"])
+    with pytest.raises(ValueError, match="--target-agreement applies to int8 without"):
+        ExportRequest("m.keras", representative_data="x.txt", target_agreement=0.98,
+                      float_layers=("stem",)).check(["int8"])
+    for target in (0.0, 1.5):
+        with pytest.raises(ValueError, match=r"must be in \(0, 1\]; got"):
+            ExportRequest("m.keras", representative_data="x.txt",
+                          target_agreement=target).check(["int8"])
+    with pytest.raises(ValueError, match="--agreement-data measures --target-agreement"):
+        ExportRequest("m.keras", representative_data="x.txt",
+                      agreement_data="held.txt").check(["int8"])
 
 
 @pytest.mark.parametrize("source, fold", [("model.keras", True), ("model.weights.h5", False)])

@@ -3,6 +3,9 @@ r"""`squeezetime-export`: a trained SqueezeTime model to batch-1 LiteRT `.tflite
 Examples:
   squeezetime-export --model run/model.keras --quantization int8 \
       --representative-data data/train_list.txt --input-type uint8 --output run/model_int8.tflite
+  squeezetime-export --model run/model.keras --quantization int8 --target-agreement 0.98 \
+      --representative-data data/train_list.txt --agreement-data data/heldout_list.txt \
+      --input-type uint8 --output run/model_int8.tflite
   squeezetime-export --model kinetics400 --quantization float32 --output k400.tflite
   squeezetime-export --model run/model.keras --quantization float32,int8 --input-type uint8 \
       --input-layout stacked --representative-data data/train_list.txt --output run/tflite
@@ -61,6 +64,14 @@ flags.DEFINE_enum("float-layers-weights", "int8", ["int8", "float32"],
                   "int8 only: weights of the --float-layers convolutions; int8 keeps the file "
                   "int8-sized (hybrid ops: float activations, int8 weights).")
 flags.DEFINE_bool("integer-output", False, "int8 only: int8 outputs instead of float.")
+flags.DEFINE_float("target-agreement", None, "int8 only: the top-1 agreement with the float "
+                   "model to reach on held-out clips, e.g. 0.98. The cheapest int8 model that "
+                   "reaches it is written (better activation ranges, then the fewest blocks kept "
+                   "float); if none does, the export fails naming the best reached.")
+flags.DEFINE_string("agreement-data", None, "Held-out clips measuring --target-agreement (TFRecord "
+                    "pattern or video list), ideally clips the model never trained on; default: "
+                    "the last third of the representative clips, then not used for calibration.")
+flags.DEFINE_integer("agreement-clips", 300, "Held-out clips to use (at most).")
 flags.DEFINE_bool("fold-batch-norm", True, "Export the BN-folded inference graph (same function; "
                   "faster, and fewer int8 requantisations).")
 flags.mark_flags_as_required(["model", "output"])
@@ -91,7 +102,11 @@ def request_from_flags():
         min_representative_clips=FLAGS["min-representative-clips"].value,
         float_layers=tuple(FLAGS["float-layers"].value),
         float_layers_weights=FLAGS["float-layers-weights"].value,
-        integer_output=FLAGS["integer-output"].value, fold_batch_norm=FLAGS["fold-batch-norm"].value,
+        integer_output=FLAGS["integer-output"].value,
+        target_agreement=FLAGS["target-agreement"].value,
+        agreement_data=FLAGS["agreement-data"].value,
+        agreement_clips=FLAGS["agreement-clips"].value,
+        fold_batch_norm=FLAGS["fold-batch-norm"].value,
         frames=FLAGS.frames, frame_interval=FLAGS["frame-interval"].value,
         image_size=FLAGS["image-size"].value, short_side=FLAGS["short-side"].value)
 

@@ -112,4 +112,7 @@ def test_bad_variant_lists_write_nothing(run_dir, tmp_path):
     assert no_data.returncode != 0 and "int8 needs --representative-data" in no_data.stderr
     layout = _cli("--model", str(run_dir), "--input-layout", "nchw", "--output", str(out))
     assert layout.returncode != 0 and "frames" in layout.stderr and "stacked" in layout.stderr
+    target = _cli("--model", str(run_dir), "--quantization", "float32", "--target-agreement",
+                  "0.98", "--output", str(out))
+    assert target.returncode != 0 and "--target-agreement applies to int8" in target.stderr
     assert os.listdir(tmp_path) == []
