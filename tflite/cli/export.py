@@ -21,6 +21,14 @@ variant leaves no file, the others are still written, and the exit code is 2.
 `--input-layout stacked` takes `(1, S, S, 3T)` frames (frame t's RGB at channels
 3t..3t+2) and has no tensor of rank above 4: the layout for GPU and NPU accelerators.
 
+`--target-agreement T` (int8) writes the cheapest int8 model whose top-1 agrees with the
+float model on at least T of the held-out clips (`--agreement-data`, else the last third of
+the representative clips): full int8 with calibrated or MSE activation ranges, then the
+fewest blocks kept float (see `int8_agreement`). Its JSON summary gains `"int8"`: method,
+agreement reached, held-out clip count, blocks kept float and every candidate measured.
+If no candidate reaches T the export fails (exit 2, nothing written) naming the best
+agreement found.
+
 Clip sampling (frames, frame interval, image size, short side) defaults to the
 `config.json` training wrote beside the model; flags override it.
 """
