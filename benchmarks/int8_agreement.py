@@ -6,6 +6,7 @@ against the Keras model on the evaluation clips). Latency: each file timed alone
 process (2 threads, after warm-up), the files in turn, for --cycles cycles; the ratio to
 plain int8 is of the medians over all cycles, all from the same run:
 
+  dynamic               squeezetime-export --quantization dynamic (int8 weights only)
   int8                  squeezetime-export --quantization int8 (calibrated min/max ranges)
   int8-mse              MSE activation ranges (`tflite/activation_ranges.py`)
   int8-qat              quantisation-aware fine-tuning (`tflite/qat.py`), --qat-epochs > 0
@@ -122,6 +123,9 @@ def main(args) -> None:
     out = lambda name: os.path.join(args.output, f"{name}.tflite")  # noqa: E731
     logs = lambda name: os.path.join(args.output, f"{name}.log")  # noqa: E731
     variants = {
+        # int8 weights, float activations quantised per run: the floor of any int8 weights.
+        "dynamic": EXPORT + ["--quantization", "dynamic", "--model", args.model,
+                             "--input-type", "uint8", "--output", out("dynamic")],
         "int8": EXPORT + ["--quantization", "int8", *common, "--output", out("int8")],
         "int8-fallback": EXPORT + ["--quantization", "int8", *common, "--float-layers",
                                    "stem,stage1,stage2", "--output", out("int8-fallback")],
