@@ -85,6 +85,15 @@ class ExportRequest:
         if self.agreement_clips < 1:
             raise ValueError(f"--agreement-clips must be >= 1; got {self.agreement_clips}.")
 
+    def for_variant(self, quantization: str) -> ExportRequest:
+        """The request as one variant of a several-variant export sees it: the int8 options
+        (`float_layers`, `integer_output`, `target_agreement`, `agreement_data`) apply to
+        the int8 file alone and are dropped for the others."""
+        if quantization == "int8":
+            return self
+        return dataclasses.replace(self, float_layers=(), integer_output=False,
+                                   target_agreement=None, agreement_data=None)
+
 
 def parse_quantizations(value: str) -> list[str]:
     """The quantizations `value` names (`"int8"`, `"float32,int8"`, `"all"`), in order, once each.
@@ -143,6 +152,7 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
     from keras_squeezetime.tflite import calibration
     from keras_squeezetime.tflite.export import export_tflite
 
+    request = request.for_variant(quantization)
     request.check([quantization])
     model, settings, class_names = load_for_export(request)
     clips = held_out = None

@@ -50,6 +50,17 @@ def test_request_checks():
     with pytest.raises(ValueError, match="--agreement-data measures --target-agreement"):
         ExportRequest("m.keras", representative_data="x.txt",
                       agreement_data="held.txt").check(["int8"])
+    # Several variants: the int8 options concern the int8 file alone.
+    several = ExportRequest("m.keras", representative_data="x.txt", integer_output=True,
+                            target_agreement=0.98, agreement_data="held.txt")
+    several.check(["float16", "int8"])
+    assert several.for_variant("int8") == several
+    float16 = several.for_variant("float16")
+    float16.check(["float16"])
+    assert (float16.integer_output, float16.target_agreement, float16.agreement_data) == \
+        (False, None, None)
+    layers = ExportRequest("m.keras", representative_data="x.txt", float_layers=("stem",))
+    assert layers.for_variant("float32").float_layers == ()
 
 
 @pytest.mark.parametrize("source, fold", [("model.keras", True), ("model.weights.h5", False)])
@@ -59,7 +70,9 @@ def test_one_variant_from_a_run_folder(tiny, run_dir, tmp_path, source, fold):
     from keras_squeezetime.tflite.interpreter import LiteRTModel
     from keras_squeezetime.tflite.variants import ExportRequest, export_variant
 
-    request = ExportRequest(str(run_dir / source), input_layout="stacked", fold_batch_norm=fold)
+    # The int8 options of a several-variant command do not concern this float32 file.
+    request = ExportRequest(str(run_dir / source), input_layout="stacked", fold_batch_norm=fold,
+                            float_layers=("stem",), integer_output=True)
     summary = export_variant(request, "float32", str(tmp_path / "m.tflite"))
     assert summary["input_shape"] == [1, tiny.SIZE, tiny.SIZE, 3 * tiny.FRAMES]
     assert summary["labels"].endswith("m.labels.txt")
