@@ -26,14 +26,13 @@ from typing import Mapping
 
 import keras
 from keras import ops
-from keras.src.optimizers.base_optimizer import clip_by_global_norm
 
 # Registers the schedules a saved TorchSGD refers to, so loading one needs only this module.
-from keras_squeezetime.training import schedules  # noqa: F401
+from keras_squeezetime.training import compat, schedules  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
-class TorchSGD(keras.optimizers.SGD):
+class TorchSGD(compat.ClipAfterAllReduce, keras.optimizers.SGD):
     """SGD with momentum, PyTorch-style coupled L2 weight decay and lr multipliers.
 
     Args:
@@ -60,7 +59,8 @@ class TorchSGD(keras.optimizers.SGD):
         if kwargs.get("weight_decay"):
             raise ValueError("TorchSGD takes l2_decay (coupled, as PyTorch), not weight_decay.")
         kwargs.pop("weight_decay", None)
-        # Clipping is done here, not by the base class: see `_backend_update_step`.
+        # Clipping is done after the all-reduce, not by the base class: see
+        # `compat.ClipAfterAllReduce`.
         super().__init__(learning_rate=learning_rate, momentum=momentum, name=name, **kwargs)
         self.clip_norm = float(global_clipnorm) if global_clipnorm else None
         if momentum <= 0:
@@ -82,35 +82,8 @@ class TorchSGD(keras.optimizers.SGD):
             return 1.0
         return self.lr_multipliers[max(matches, key=len)]
 
-    def _clip_gradients(self, grads):
-        # The base class clips each replica's share before the cross-replica sum, so under a
-        # distribution strategy the effective clip would grow with the replica count. The
-        # TensorFlow path clips the summed gradients in `_backend_update_step` instead.
-        if self.clip_norm is None or keras.backend.backend() == "tensorflow":
-            return grads
-        return clip_by_global_norm(grads, self.clip_norm)
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if keras.backend.backend() != "tensorflow":
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        import tensorflow as tf
-
-        # Keras' TensorFlow optimizer, with the clip moved after the all-reduce: the summed
-        # gradient is the global batch's, so clipping it matches one device exactly.
-        variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
-        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, variables)))
-        if self.clip_norm is not None:
-            clipped = clip_by_global_norm([g for g, _ in grads_and_vars], self.clip_norm)
-            grads_and_vars = list(zip(clipped, [v for _, v in grads_and_vars]))
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            self._distributed_tf_update_step,
-            self._distribution_strategy,
-            grads_and_vars,
-            learning_rate,
-        )
-
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = compat.variable_index(self, variable)
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         if self.l2_decay:
@@ -131,4 +104,24 @@ class TorchSGD(keras.optimizers.SGD):
                 "global_clipnorm": self.clip_norm,
             }
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_squeezetime")
+class AdamW(compat.ClipAfterAllReduce, keras.optimizers.AdamW):
+    """Keras' AdamW (decoupled weight decay) with the gradient clip after the all-reduce.
+
+    The `custom` recipe's optimizer. Clipping (`global_clipnorm`, off in that recipe) acts on
+    the gradient summed over replicas, as on one device (see `compat.ClipAfterAllReduce`).
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay: float = 0.004,
+                 global_clipnorm: float | None = None, name: str = "adamw", **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name,
+                         **kwargs)
+        self.clip_norm = float(global_clipnorm) if global_clipnorm else None
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["global_clipnorm"] = self.clip_norm
         return config

@@ -25,19 +25,32 @@ class Recipe:
       labels: built-in class-name list, or None.
       frames, frame_interval, image_size, short_side: clip sampling and size.
       epochs: training epochs.
-      lr_per_64: learning rate for a global batch of 64; scaled linearly.
+      optimizer: "sgd" (`TorchSGD`: PyTorch's SGD with coupled L2 decay, as the official
+        configs) or "adamw" (Keras' AdamW, decoupled decay).
+      lr_per_64: learning rate for a global batch of 64, scaled to the batch linearly for
+        SGD (`lr_per_64 * batch / 64`, the official configs' rule) and by the square root
+        for AdamW (`lr_per_64 * sqrt(batch / 64)`, the usual rule for Adam).
       schedule: "cosine" (linear warm-up then cosine) or "multistep".
       warmup_epochs, warmup_factor: warm-up length and start (fraction of the peak).
       final_lr: cosine floor, absolute: the official configs' `eta_min = base_lr / 100`
         = 1.5e-4, which mmengine's `auto_scale_lr` does not scale with the batch.
       milestones, gamma: multistep drops (epochs) and factor.
       momentum: SGD momentum.
-      weight_decay: coupled L2 decay (PyTorch SGD `weight_decay`).
+      weight_decay: SGD: coupled L2 decay (PyTorch SGD `weight_decay`); AdamW: decoupled.
       clip_norm: gradient clipping, global L2 norm.
       backbone_lr_multiplier: learning-rate factor of everything but the head.
       init_weights: preset or path to initialise from (None: random).
+      dropout_rate: dropout before the classifier.
+      hflip: random horizontal flips in training.
+      crop_scales: crop side / short side choices of the random multi-scale crop (None:
+        the official configs' `(1, 0.875, 0.75, 0.66, 0.5)`, `augment.MULTISCALE_SCALES`).
+      color_jitter: mmaction's `ColorJitter()` in training.
+      random_erasing: probability of erasing a random rectangle of a training clip.
       val_views: (clips, crops) of validation; test_views: of the test protocol.
-      test_short_side: short side of the test protocol.
+      val_short_side: short side of validation, quoted for 224 px crops (None: `short_side`,
+        Kinetics' `Resize(-1, 256)`; HMDB51 validates at 224 with three 224 crops).
+      test_short_side, test_image_size: short side and crop of the test protocol, quoted
+        for 224 px training crops (a run at another size scales them).
     """
 
     name: str
@@ -48,6 +61,7 @@ class Recipe:
     image_size: int = 224
     short_side: int = 256
     epochs: int = 100
+    optimizer: str = "sgd"
     lr_per_64: float = 0.015
     schedule: str = "cosine"
     warmup_epochs: float = 8.0
@@ -60,13 +74,27 @@ class Recipe:
     clip_norm: float = 40.0
     backbone_lr_multiplier: float = 1.0
     init_weights: str | None = "imagenet"
+    dropout_rate: float = 0.5
+    hflip: bool = True
+    crop_scales: tuple[float, ...] | None = None
+    color_jitter: bool = True
+    random_erasing: float = 0.25
     val_views: tuple[int, int] = (1, 1)
+    val_short_side: int | None = None
     test_views: tuple[int, int] = (10, 3)
     test_short_side: int = 224
+    test_image_size: int = 224
 
     def learning_rate(self, global_batch: int) -> float:
-        """Peak learning rate for `global_batch` clips per step (linear scaling rule)."""
-        return self.lr_per_64 * global_batch / REFERENCE_BATCH
+        """Peak learning rate for `global_batch` clips per step (see `lr_per_64`)."""
+        ratio = global_batch / REFERENCE_BATCH
+        return self.lr_per_64 * (ratio**0.5 if self.optimizer == "adamw" else ratio)
+
+    def validation_short_side(self) -> int:
+        """Short side of validation clips at this recipe's image size (see `val_short_side`)."""
+        if self.val_short_side is None:
+            return self.short_side
+        return max(self.image_size, round(self.val_short_side * self.image_size / 224))
 
     def scaled_to(self, epochs: int) -> "Recipe":
         """The recipe stretched to `epochs`: warm-up and milestones keep their fractions.
@@ -105,12 +133,34 @@ HMDB51 = Recipe(
     backbone_lr_multiplier=0.1,
     init_weights="kinetics400",
     val_views=(2, 3),
+    val_short_side=224,
     test_views=(2, 3),
     test_short_side=286,
+    test_image_size=286,
 )
-# Your own data: the Kinetics optimisation recipe from scratch; give --num-classes.
-CUSTOM = dataclasses.replace(KINETICS400, name="custom", num_classes=None, labels=None,
-                             init_weights=None)
+# Your own data, from scratch (no pretrained weights); give --num-classes. The official
+# recipes fine-tune (Kinetics from ImageNet weights, HMDB51 from Kinetics): from random
+# weights on a small set their augmentation and dropout keep SqueezeTime near chance for
+# many epochs. AdamW, position-only crops, colour jitter, no erasing, no dropout and no
+# flips learn the synthetic order-only set (docs/training.md, BENCHMARKS.md).
+CUSTOM = dataclasses.replace(
+    KINETICS400,
+    name="custom",
+    num_classes=None,
+    labels=None,
+    init_weights=None,
+    epochs=30,
+    warmup_epochs=2.4,  # the official 8% of the epochs
+    optimizer="adamw",
+    lr_per_64=0.003,
+    weight_decay=0.05,
+    clip_norm=0.0,
+    final_lr=1e-5,
+    dropout_rate=0.0,
+    hflip=False,
+    crop_scales=(1.0,),  # random crops of the full short side: position jitter only
+    random_erasing=0.0,
+)
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (KINETICS400, KINETICS600, HMDB51, CUSTOM)}
 

@@ -59,7 +59,9 @@ def num_workers(strategy) -> int:
     import tensorflow as tf
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return strategy.extended._num_workers  # no public accessor in TF 2.21
+        from keras_squeezetime.training import compat
+
+        return compat.num_workers(strategy)
     return 1
 
 
@@ -74,35 +76,3 @@ def task_summary() -> dict:
         "cluster": {job: len(tasks) for job, tasks in cluster.items()},
         "task": config.get("task", {}),
     }
-
-
-def patch_keras_multi_worker_reduction() -> None:
-    """Works around Keras 3.15 reducing scalar step outputs with `axis=0` under MWMS.
-
-    `fit` averages each step's metrics over replicas with `strategy.reduce("MEAN", v,
-    axis=0)` when the strategy is `MultiWorkerMirroredStrategy`; the metrics are scalars,
-    so the train function fails to trace ("Invalid reduction dimension 0 for input with 0
-    dimensions"). This reduces scalars across replicas (`axis=None`) and leaves every other
-    case to Keras. Idempotent; only `--strategy multi_worker` calls it.
-    """
-    from keras.src import tree
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_squeezetime_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
-            strategy
-        ):
-            def mean(value):
-                if len(value.shape) == 0:
-                    return strategy.reduce("MEAN", value, axis=None)
-                return strategy.reduce("MEAN", value, axis=0)
-
-            return tree.map_structure(mean, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._squeezetime_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica

@@ -38,18 +38,26 @@ flags.DEFINE_float("width-multiplier", 1.0, "Channel width factor.", lower_bound
 flags.DEFINE_integer("epochs", None, "Epochs; warm-up and LR milestones scale with it.",
                      lower_bound=1)
 flags.DEFINE_integer("batch-size", 8, "Global batch size (all replicas).", lower_bound=1)
-flags.DEFINE_float("lr", None, "Learning rate per 64 clips (scaled to --batch-size).",
-                   lower_bound=0.0)
+flags.DEFINE_enum("optimizer", None, ["sgd", "adamw"],
+                  "sgd: PyTorch's SGD as the official configs; adamw (custom's default).")
+flags.DEFINE_float("lr", None, "Learning rate per 64 clips (scaled to --batch-size: linearly "
+                   "for sgd recipes, by the square root for custom).", lower_bound=0.0)
 flags.DEFINE_float("warmup-epochs", None, "Linear warm-up epochs (cosine schedule).",
                    lower_bound=0.0)
 flags.DEFINE_float("weight-decay", None, "Coupled L2 weight decay.", lower_bound=0.0)
 flags.DEFINE_float("clip-norm", None, "Gradient clipping global norm (0: off).", lower_bound=0.0)
 flags.DEFINE_float("backbone-lr-multiplier", None, "LR factor of everything but the head.",
                    lower_bound=0.0)
-flags.DEFINE_float("dropout-rate", 0.5, "Dropout before the classifier.", lower_bound=0.0,
-                   upper_bound=1.0)
-flags.DEFINE_boolean("hflip", True, "Random horizontal flips (--nohflip for direction classes).")
-flags.DEFINE_boolean("augment", True, "Multi-scale crop, colour jitter, random erasing.")
+flags.DEFINE_float("dropout-rate", None, "Dropout before the classifier (recipes: 0.5).",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_boolean("hflip", None, "Random horizontal flips (official recipes: on; custom: "
+                     "off, flips change direction-dependent classes).")
+flags.DEFINE_list("crop-scales", None, "Multi-scale crop side / short side choices, e.g. "
+                  "1,0.875,0.75 (official recipes: 1,0.875,0.75,0.66,0.5).")
+flags.DEFINE_boolean("color-jitter", None, "Colour jitter (recipes: on).")
+flags.DEFINE_float("random-erasing", None, "Random erasing probability per clip (official "
+                   "recipes: 0.25; custom: 0).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_boolean("augment", True, "The recipe's augmentation (--noaugment: centre crop).")
 flags.DEFINE_boolean("shuffle-frames", False, "Shuffle frames within clips (temporal control).")
 flags.DEFINE_string("init-weights", None,
                     "Preset, .pth, .keras or .weights.h5 to start from; 'none' = random; "
