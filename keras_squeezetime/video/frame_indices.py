@@ -149,7 +149,9 @@ def _check(num_frames: int, clip_len: int, interval: int, out_of_bound: str) -> 
 def _bound(indices: np.ndarray, num_frames: int, out_of_bound: str) -> np.ndarray:
     if out_of_bound == "loop":
         return np.mod(indices, num_frames)
-    # repeat_last: past the end, repeat the last in-range index of the same clip.
+    # repeat_last: past the end, repeat the last in-range index of the same clip, or the
+    # video's last frame when an explicit offset starts the clip past the end.
     in_range = np.where(indices < num_frames, indices, -1)
     last = np.max(in_range, axis=-1, keepdims=True)
+    last = np.where(last < 0, num_frames - 1, last)
     return np.where(indices < num_frames, indices, last)

@@ -110,3 +110,69 @@ def test_uniform_test_mode_matches_mmaction_formula():
 def test_bad_arguments_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_defaults_are_the_papers_16_frames_every_4():
+    # Test window (16 - 1) * 4 + 1 = 61 of 300 frames: offsets 0..239, centre 119.
+    np.testing.assert_array_equal(dense_indices(300, mode="center"), 119 + 4 * np.arange(16))
+    # Ten clips by default, starts round(k * 239 / 9): 239 / 9 = 26.56 per step.
+    clips = multi_clip_indices(300)
+    np.testing.assert_array_equal(clips[:, 0], [0, 27, 53, 80, 106, 133, 159, 186, 212, 239])
+    np.testing.assert_array_equal(clips - clips[:, :1], np.tile(4 * np.arange(16), (10, 1)))
+    # Uniform: 16 segments of 99 / 16 = 6.1875 frames; one test clip, 3 (int(6.1875 / 2))
+    # frames into each segment.
+    expected = [round(6.1875 * i) + 3 for i in range(16)]
+    np.testing.assert_array_equal(uniform_indices(100, mode="test"), [expected])
+    drawn = uniform_indices(100)  # random mode without a generator
+    assert drawn.shape == (16,)
+    assert all(round(6.1875 * i) <= f <= round(6.1875 * (i + 1)) for i, f in enumerate(drawn))
+
+
+def test_smallest_valid_arguments_are_accepted():
+    np.testing.assert_array_equal(dense_indices(10, clip_len=1, interval=1, offset=0), [0])
+    # interval 1: test window 4 of 10 frames, offsets 0..6, centre 3.
+    np.testing.assert_array_equal(dense_indices(10, 4, 1, mode="center"), [3, 4, 5, 6])
+    np.testing.assert_array_equal(dense_indices(10, 4, 2, offset=0), [0, 2, 4, 6])
+    np.testing.assert_array_equal(uniform_indices(1, 4, mode="test"), [[0, 0, 0, 0]])
+    # One segment of 9 frames: test clip starts int(9 / 2) = 4 frames in.
+    np.testing.assert_array_equal(uniform_indices(10, 1, mode="test"), [[4]])
+
+
+def test_random_start_is_zero_whenever_the_window_does_not_fit():
+    # 10 frames, 8 x 4 = 32: no window fits, every draw starts at 0 (mmaction).
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        assert dense_indices(10, 8, 4, rng=rng)[0] == 0
+    # 32 frames hold the training window exactly once: still only offset 0.
+    for _ in range(50):
+        assert dense_indices(32, 8, 4, rng=rng)[0] == 0
+
+
+def test_repeat_last_repeats_the_last_frame_inside_the_video():
+    # 10 frames, 4 every 5 from 0: 0, 5, then 10 and 15 are past the end (10 is exactly it).
+    np.testing.assert_array_equal(
+        dense_indices(10, 4, 5, offset=0, out_of_bound="repeat_last"), [0, 5, 5, 5])
+    np.testing.assert_array_equal(
+        dense_indices(1, 4, 4, mode="center", out_of_bound="repeat_last"), [0, 0, 0, 0])
+    # An explicit start past the end repeats the video's last frame.
+    np.testing.assert_array_equal(
+        dense_indices(10, 3, 2, offset=12, out_of_bound="repeat_last"), [9, 9, 9])
+    # Several clips: each repeats its own last frame (20 frames, 16 x 4 from 0: 0..16).
+    clips = multi_clip_indices(20, 16, 4, num_clips=3, out_of_bound="repeat_last")
+    np.testing.assert_array_equal(clips, [[0, 4, 8, 12, 16] + [16] * 11] * 3)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: dense_indices(0), "num_frames"),
+        (lambda: multi_clip_indices(0), "num_frames"),
+        (lambda: dense_indices(10, interval=0), "interval"),
+        (lambda: dense_indices(10, offset=-1), "offset"),
+        (lambda: uniform_indices(0), "num_frames"),
+        (lambda: uniform_indices(10, 0), "num_segments"),
+    ],
+)
+def test_bad_arguments_name_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
