@@ -64,3 +64,31 @@ def test_quality_metrics_on_constructed_predictions():
         assert metrics[key] == pytest.approx(value, abs=1e-9), key
     # Without a reference only accuracy is reported.
     assert set(quality_metrics(scores, labels, None)) == {"clips", "top1", "top5"}
+
+
+def test_quality_metrics_count_each_clip_once_and_by_its_first_choice():
+    """Accuracies far from 1/2, on rows without ties, worked out by hand.
+
+    Each figure here differs from what the second or the last choice of each row, or the
+    opposite comparison, would give: a metric that counted matches the wrong way round or
+    read the wrong column of the ranking fails.
+    """
+    import numpy as np
+
+    from keras_squeezetime.tflite.report import quality_metrics
+
+    labels = np.array([0, 1, 2, 1])
+    scores = np.array([
+        [5, 4, 3, 2, 1, 0],  # ranking 0 1 2 3 4 5: top-1 right
+        [0, 5, 4, 3, 2, 1],  # ranking 1 2 3 4 5 0: top-1 right
+        [0, 1, 5, 4, 3, 2],  # ranking 2 3 4 5 1 0: top-1 right
+        [1, 0, 2, 3, 4, 5],  # ranking 5 4 3 2 0 1: wrong, and label 1 is last: not in top 5
+    ], dtype=np.float64)
+    reference = scores.copy()
+    reference[3] = [0, 4, 0, 0, 0, 1]  # the reference picks the label (1); scores picked 5
+    metrics = quality_metrics(scores, labels, reference)
+    # Second choices 1 2 3 4 match no label (0/4), last choices 5 0 0 1 match one (1/4).
+    assert metrics["top1"] == 3 / 4
+    assert metrics["top5"] == 3 / 4
+    assert metrics["reference_top1"] == 4 / 4  # reference top-1 0 1 2 1 = labels
+    assert metrics["agreement_top1"] == 3 / 4  # rows 0-2 agree, row 3 (5 vs 1) does not

@@ -27,3 +27,16 @@ def test_dequantize_output():
     assert got.dtype == np.float32 and got.tolist() == [-62.5, 1.5, 4.0, 65.0]
     floats = np.array([0.25], np.float32)
     assert dequantize_output(floats, {"dtype": np.float32, "quantization": (0.0, 0)}) == 0.25
+
+
+def test_only_quantised_integer_outputs_are_rescaled():
+    """An integer output without a scale (e.g. class indices) and a float one are cast."""
+    from keras_squeezetime.tflite.tensor_quantization import dequantize_output
+
+    indices = np.array([3, 0, 7], np.int32)
+    got = dequantize_output(indices, {"dtype": np.int32, "quantization": (0.0, 0)})
+    assert got.dtype == np.float32 and got.tolist() == [3.0, 0.0, 7.0]
+    floats = np.array([1.5, -2.0], np.float32)
+    # A float tensor keeps its values even if quantisation parameters are attached to it.
+    assert dequantize_output(floats, {"dtype": np.float32, "quantization": (0.5, 3)}).tolist() \
+        == [1.5, -2.0]
