@@ -5,19 +5,24 @@ Each mutant is one small change to one module's syntax tree: a comparison flippe
 operator swapped (`+`/`-`, `*`/`/`, `//` to `/`, `%` to `*`, `**` to `*`, `and`/`or`),
 a unary minus or `not` dropped, an integer constant moved by one either way, a float
 constant moved by one, `True`/`False` swapped, the first two positional arguments of
-a call swapped, or a statement inside a function dropped (replaced by `pass`).
-Strings, docstrings, annotations, decorators and f-strings are left alone.
+a call swapped (not of `max`, `min`, `maximum`, `minimum`: symmetric), or a statement
+inside a function dropped (replaced by `pass`). Strings, docstrings, annotations,
+decorators and f-strings are left alone.
 
 The mutant is never written to disk. The runner imports TensorFlow, Keras and pytest
 once, then forks a child per mutant: the child installs an import hook that serves the
 mutated code under the module's own name and path, and runs the module's test files
 with pytest (`-x`, output discarded). A failing or erroring run kills the mutant, so
 does a run past the timeout (a few times the unmutated run); a passing run is a
-survivor. The unmutated run comes first and must pass.
+survivor. The unmutated run comes first and must pass; it also records which tests
+call each top-level function or class of the module, and a mutant inside one runs only
+those tests (one outside any runs them all; one in code that no test calls survives
+without a run, reported as "not run").
 
     python tests/mutation/run_mutants.py                 # every module below
     python tests/mutation/run_mutants.py augment folding # some of them
     python tests/mutation/run_mutants.py --list schedules  # the mutants, not run
+    python tests/mutation/run_mutants.py schedules --mutants 3,17  # some mutants again
 
 Prints each survivor (line, change) and a Markdown table: module, mutants, killed,
 score. `--json PATH` also writes every mutant's outcome. Tests that start
@@ -37,8 +42,12 @@ import json
 import os
 import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,6 +102,7 @@ _BOOLOP_SWAPS = {ast.And: ast.Or, ast.Or: ast.And}
 _DROPPABLE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Return, ast.Raise,
               ast.If, ast.Continue)
 _SKIPPED_FIELDS = {"annotation", "returns", "decorator_list", "type_comment"}
+_SYMMETRIC_CALLS = {"max", "min", "maximum", "minimum"}
 _OP_SYMBOLS = {
     ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
     ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+",
@@ -105,18 +115,20 @@ _OP_SYMBOLS = {
 class Mutant:
     index: int
     line: int
+    owner: str | None  # the top-level function or class it is in (None: module level)
     description: str
 
 
-def _sites(tree: ast.Module, functions: tuple[str, ...]) -> list[tuple[int, str, callable]]:
-    """Every mutation of `tree`, in a fixed order: `(line, description, apply)`.
+def _sites(tree: ast.Module, functions: tuple[str, ...]) -> list[tuple]:
+    """Every mutation of `tree`, in a fixed order: `(line, owner, description, apply)`.
 
     `apply()` changes `tree` in place; the order is the same for every parse of one source.
     """
     sites = []
+    owner = None
 
     def add(node, description, apply):
-        sites.append((node.lineno, description, apply))
+        sites.append((node.lineno, owner, description, apply))
 
     def visit(node, parent, field, index, in_function):
         if isinstance(node, ast.JoinedStr):
@@ -169,7 +181,9 @@ def _sites(tree: ast.Module, functions: tuple[str, ...]) -> list[tuple[int, str,
                 add(node, f"`{value!r}` -> `{new!r}`", change)
         elif isinstance(node, ast.Call):
             positional = [a for a in node.args if not isinstance(a, ast.Starred)]
-            if len(positional) == len(node.args) >= 2:
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(
+                node.func, "id", None)
+            if len(positional) == len(node.args) >= 2 and callee not in _SYMMETRIC_CALLS:
                 def swap(node=node):
                     node.args[0], node.args[1] = node.args[1], node.args[0]
                 add(node, f"swap the first two arguments of `{_short(node)}`", swap)
@@ -188,6 +202,7 @@ def _sites(tree: ast.Module, functions: tuple[str, ...]) -> list[tuple[int, str,
     for i, statement in enumerate(tree.body):
         if functions and getattr(statement, "name", None) not in functions:
             continue
+        owner = getattr(statement, "name", None)
         visit(statement, tree, "body", i, False)
     return sites
 
@@ -206,8 +221,8 @@ def _short(node: ast.AST, limit: int = 70) -> str:
 
 def mutants(target: Target) -> list[Mutant]:
     source = (ROOT / target.source).read_text()
-    return [Mutant(i, line, description)
-            for i, (line, description, _) in enumerate(_sites(ast.parse(source), target.functions))]
+    return [Mutant(i, line, owner, description) for i, (line, owner, description, _)
+            in enumerate(_sites(ast.parse(source), target.functions))]
 
 
 def mutated_code(target: Target, index: int | None):
@@ -215,7 +230,7 @@ def mutated_code(target: Target, index: int | None):
     path = ROOT / target.source
     tree = ast.parse(path.read_text())
     if index is not None:
-        _sites(tree, target.functions)[index][2]()
+        _sites(tree, target.functions)[index][3]()
         ast.fix_missing_locations(tree)
     return compile(tree, str(path), "exec")
 
@@ -241,8 +256,41 @@ class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(self.code, module.__dict__)
 
 
-def _run_tests(target: Target, index: int | None, timeout: float, log: Path | None) -> tuple[str, float]:
-    """Runs the target's tests on mutant `index` in a forked child: (outcome, seconds)."""
+class _CallRecorder:
+    """pytest plugin: which tests call each top-level function or class of one file."""
+
+    def __init__(self, path: Path):
+        self.path, self.current, self.calls = str(path), None, {}
+
+    def _profile(self, frame, event, arg):
+        if event == "call" and self.current and frame.f_code.co_filename == self.path:
+            owner = frame.f_code.co_qualname.split(".")[0]
+            self.calls.setdefault(owner, set()).add(self.current)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.current = item.nodeid
+        sys.setprofile(self._profile)
+        threading.setprofile(self._profile)
+        try:
+            yield
+        finally:
+            sys.setprofile(None)
+            threading.setprofile(None)
+            self.current = None
+
+
+# pytest exit codes: 1 tests failed, 2 interrupted (e.g. a test module failed to import),
+# 3 internal error: the mutant broke something. 4 (usage) and 5 (no tests) are the runner's.
+_KILLING_CODES = {1, 2, 3}
+
+
+def _run_tests(target: Target, index: int | None, tests: list[str], timeout: float,
+               record: Path | None = None) -> tuple[str, float]:
+    """Runs `tests` on mutant `index` (None: unmutated) in a forked child: (outcome, seconds).
+
+    With `record`, the child writes there which tests call each top-level definition.
+    """
     code = mutated_code(target, index)
     start = time.monotonic()
     pid = os.fork()
@@ -250,15 +298,15 @@ def _run_tests(target: Target, index: int | None, timeout: float, log: Path | No
         status = 3
         try:
             os.setpgid(0, 0)
-            sink = os.open(log if log else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            sink = os.open(os.devnull, os.O_WRONLY)
             os.dup2(sink, 1)
             os.dup2(sink, 2)
             sys.meta_path.insert(0, _MutantFinder(target.module, ROOT / target.source, code))
-            import pytest
-
-            tests = [t for t in target.tests if (ROOT / t).exists()]
+            recorder = _CallRecorder(ROOT / target.source) if record else None
             status = int(pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider",
-                                      "-p", "no:xdist"]))
+                                      "-p", "no:xdist"], plugins=[recorder] if recorder else []))
+            if recorder:
+                record.write_text(json.dumps({k: sorted(v) for k, v in recorder.calls.items()}))
         finally:
             os._exit(status)
     while True:
@@ -266,7 +314,9 @@ def _run_tests(target: Target, index: int | None, timeout: float, log: Path | No
         elapsed = time.monotonic() - start
         if done:
             code = os.waitstatus_to_exitcode(status)
-            return ("survived" if code == 0 else "killed"), elapsed
+            if code == 0:
+                return "survived", elapsed
+            return ("killed" if code in _KILLING_CODES or code < 0 else f"error {code}"), elapsed
         if elapsed > timeout:
             try:
                 os.killpg(pid, signal.SIGKILL)
@@ -277,23 +327,31 @@ def _run_tests(target: Target, index: int | None, timeout: float, log: Path | No
         time.sleep(0.05)
 
 
-def run(name: str, target: Target, log_dir: Path | None) -> dict:
-    outcome, baseline = _run_tests(target, None, timeout=900, log=log_dir and log_dir / f"{name}.log")
-    if outcome != "survived":
-        raise SystemExit(f"{name}: the tests fail without any mutation ({outcome}); fix them first.")
+def run(name: str, target: Target, only: set[int] | None = None) -> dict:
+    files = [t for t in target.tests if (ROOT / t).exists()]
+    with tempfile.TemporaryDirectory() as scratch:
+        record = Path(scratch) / "calls.json"
+        outcome, baseline = _run_tests(target, None, files, timeout=900, record=record)
+        if outcome != "survived":
+            raise SystemExit(f"{name}: the tests fail without any mutation ({outcome}).")
+        calls = json.loads(record.read_text())
     timeout = 3 * baseline + 10
-    results = []
-    todo = mutants(target)
+    todo = [m for m in mutants(target) if only is None or m.index in only]
     print(f"{name}: {len(todo)} mutants of {target.source}, unmutated tests {baseline:.1f} s",
           flush=True)
+    results = []
     for mutant in todo:
-        outcome, seconds = _run_tests(target, mutant.index, timeout, None)
+        tests = files if mutant.owner is None else calls.get(mutant.owner, [])
+        if tests:
+            outcome, seconds = _run_tests(target, mutant.index, tests, timeout)
+        else:
+            outcome, seconds = "not run", 0.0
         results.append({**dataclasses.asdict(mutant), "outcome": outcome,
-                        "seconds": round(seconds, 2)})
-        if outcome == "survived":
-            print(f"  survived #{mutant.index} line {mutant.line}: {mutant.description}",
+                        "tests": len(tests), "seconds": round(seconds, 2)})
+        if outcome not in ("killed", "timeout"):
+            print(f"  {outcome} #{mutant.index} line {mutant.line}: {mutant.description}",
                   flush=True)
-    killed = sum(r["outcome"] != "survived" for r in results)
+    killed = sum(r["outcome"] in ("killed", "timeout") for r in results)
     return {"module": name, "source": target.source, "mutants": len(results), "killed": killed,
             "results": results}
 
@@ -301,7 +359,6 @@ def run(name: str, target: Target, log_dir: Path | None) -> dict:
 def _preload() -> None:
     """Imports the heavy libraries once, before any fork (none of the project's modules)."""
     import numpy  # noqa: F401
-    import pytest  # noqa: F401
     import tensorflow  # noqa: F401
     import keras  # noqa: F401
 
@@ -315,7 +372,7 @@ def main(argv=None) -> int:
                         help=f"some of {', '.join(TARGETS)} (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--json", help="write every mutant's outcome to this file")
-    parser.add_argument("--log-dir", help="keep the unmutated run's pytest output here")
+    parser.add_argument("--mutants", help="comma-separated mutant numbers: run only these")
     args = parser.parse_args(argv)
     names = args.modules or list(TARGETS)
     unknown = sorted(set(names) - set(TARGETS))
@@ -329,13 +386,11 @@ def main(argv=None) -> int:
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     _preload()
-    log_dir = Path(args.log_dir) if args.log_dir else None
-    if log_dir:
-        log_dir.mkdir(parents=True, exist_ok=True)
+    only = {int(i) for i in args.mutants.split(",")} if args.mutants else None
     reports = []
     for name in names:
         started = time.monotonic()
-        reports.append(run(name, TARGETS[name], log_dir))
+        reports.append(run(name, TARGETS[name], only))
         print(f"{name}: done in {time.monotonic() - started:.0f} s", flush=True)
     print("\n| module | source | mutants | killed | score |\n|---|---|---|---|---|")
     for r in reports:
