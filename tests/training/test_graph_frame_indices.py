@@ -89,3 +89,17 @@ def test_eval_clips_start_where_the_video_side_samples_them():
                 np.testing.assert_array_equal(
                     eval_indices(num_frames, clip_len, interval, clips).numpy(),
                     multi_clip_indices(num_frames, clip_len, interval, clips))
+
+
+def test_sampling_takes_the_int64_frame_count_of_a_record():
+    # tf.train.Example stores integers as int64: 40 frames, 8 every 4, starts 0..8.
+    num_frames = tf.constant(40, tf.int64)
+    indices = train_indices(num_frames, 8, 4, tf.constant([5, 6])).numpy()
+    assert indices.dtype == np.int32
+    assert 0 <= indices[0] <= 8
+    np.testing.assert_array_equal(indices, _dense(int(indices[0]), 8, 4, 40))
+    # Test window (8 - 1) * 4 + 1 = 29: max offset 11, centre 5; three clips 0, 6 (5.5), 11.
+    np.testing.assert_array_equal(eval_indices(num_frames, 8, 4).numpy(), [_dense(5, 8, 4, 40)])
+    np.testing.assert_array_equal(
+        eval_indices(num_frames, 8, 4, num_clips=3).numpy(),
+        [_dense(s, 8, 4, 40) for s in (0, 6, 11)])

@@ -141,3 +141,34 @@ def test_torch_sgd_round_trips_and_rejects_decoupled_decay():
     assert restored.multiplier_for("head/fc/kernel") == pytest.approx(0.1)
     with pytest.raises(ValueError, match="l2_decay"):
         TorchSGD(0.1, weight_decay=1e-4)
+
+
+def test_cosine_without_warmup_starts_at_the_peak():
+    # No warm-up by default: cos(pi * e / 10) from the peak 1.0 to the floor 0.01.
+    schedule = WarmupCosineDecay(1.0, steps_per_epoch=2, total_epochs=10)
+    assert float(schedule(0)) == pytest.approx(1.0)
+    assert float(schedule(10)) == pytest.approx(0.01 + 0.99 * 0.5)  # epoch 5 of 10
+    assert float(schedule(20)) == pytest.approx(0.01)
+
+
+def test_warmup_shorter_than_an_epoch_still_ramps():
+    # A recipe scaled to few epochs warms up over 0.5 epoch = 5 steps: 0.1 + 0.9 * s / 5.
+    schedule = WarmupCosineDecay(1.0, steps_per_epoch=10, total_epochs=4, warmup_epochs=0.5)
+    assert [float(schedule(s)) for s in range(5)] == pytest.approx(
+        [0.1, 0.28, 0.46, 0.64, 0.82])
+    assert float(schedule(5)) == pytest.approx(1.0)
+
+
+def test_schedules_accept_the_edges_and_reject_what_is_past_them():
+    assert float(WarmupCosineDecay(1.0, 1, 1, warmup_epochs=0)(0)) == pytest.approx(1.0)
+    assert float(MultiStepDecay(1.0, 1, (1,))(1)) == pytest.approx(0.1)
+    for bad_steps in (0, -1):
+        with pytest.raises(ValueError, match="steps_per_epoch"):
+            WarmupCosineDecay(1.0, bad_steps, 10)
+        with pytest.raises(ValueError, match="steps_per_epoch"):
+            MultiStepDecay(1.0, bad_steps, (1,))
+    for warmup in (-1, 10, 11):  # warm-up must end before the last epoch (10)
+        with pytest.raises(ValueError, match="warmup_epochs"):
+            WarmupCosineDecay(1.0, 1, 10, warmup_epochs=warmup)
+    with pytest.raises(ValueError, match="milestones"):
+        MultiStepDecay(1.0, 1, (5, 2))
