@@ -1,0 +1,65 @@
+"""TorchSGD's parts one at a time, against updates written out by hand.
+
+tests/training/test_schedules.py checks a whole step (clipping, coupled decay, multipliers
+and a schedule together) against a NumPy PyTorch SGD; here each part is isolated.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_squeezetime.training.optimizer import TorchSGD
+
+
+def _steps(optimizer, initial, grads):
+    variables = [keras.Variable(np.array(w, np.float32), name=name)
+                 for name, w in initial.items()]
+    for step in grads:
+        optimizer.apply_gradients(
+            zip([keras.ops.convert_to_tensor(np.array(g, np.float32)) for g in step], variables))
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def test_plain_momentum_sgd_without_decay_or_clipping():
+    # PyTorch form, lr 0.5, momentum 0.5: buf = 0.5 buf + g; w -= 0.5 buf.
+    # w = 1, g = 4, 2, 40: buf 4, 4, 42; w 1 - 2 = -1, -1 - 2 = -3, -3 - 21 = -24.
+    # The last gradient, 40, is not clipped: no global_clipnorm.
+    (w,) = _steps(TorchSGD(0.5, momentum=0.5), {"w": [1.0]}, [[[4.0]], [[2.0]], [[40.0]]])
+    assert w.tolist() == [-24.0]
+
+
+def test_coupled_decay_and_multiplier_enter_the_momentum_buffer():
+    # l2 0.5, multiplier 2, lr 0.25, momentum 0.5, w = 2, g = 1 then 0:
+    # d1 = (1 + 0.5 * 2) * 2 = 4, buf 4, w = 2 - 1 = 1;
+    # d2 = (0 + 0.5 * 1) * 2 = 1, buf = 0.5 * 4 + 1 = 3, w = 1 - 0.75 = 0.25.
+    optimizer = TorchSGD(0.25, momentum=0.5, l2_decay=0.5, lr_multipliers={"w": 2.0})
+    (w,) = _steps(optimizer, {"w": [2.0]}, [[[1.0]], [[0.0]]])
+    assert w.tolist() == [0.25]
+
+
+def test_clipping_scales_all_gradients_by_their_global_norm():
+    # Gradients (3, 4) and (12): global norm 13; clipped to 6.5 they halve.
+    # One step, lr 1: w = 0 - g / 2.
+    optimizer = TorchSGD(1.0, momentum=0.9, global_clipnorm=6.5)
+    a, b = _steps(optimizer, {"a": [0.0, 0.0], "b": [0.0]}, [[[3.0, 4.0], [12.0]]])
+    np.testing.assert_allclose(a, [-1.5, -2.0], rtol=1e-6)
+    np.testing.assert_allclose(b, [-6.0], rtol=1e-6)
+
+
+def test_multiplier_is_that_of_the_longest_matching_prefix():
+    optimizer = TorchSGD(0.1, lr_multipliers={"": 0.1, "stage4": 0.5, "stage4_block2/": 2.0})
+    assert optimizer.multiplier_for("stem_conv/kernel") == pytest.approx(0.1)
+    assert optimizer.multiplier_for("stage4_block1/conv1/kernel") == pytest.approx(0.5)
+    assert optimizer.multiplier_for("stage4_block2/conv1/kernel") == pytest.approx(2.0)
+    assert TorchSGD(0.1, lr_multipliers={"head/": 3.0}).multiplier_for("stem/kernel") == 1.0
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="momentum"):
+        TorchSGD(0.1, momentum=0.0)
+    assert TorchSGD(0.1, weight_decay=0.0).l2_decay == 0.0  # a zero decoupled decay is harmless
+    assert TorchSGD(0.1, global_clipnorm=None).clip_norm is None
+    restored = TorchSGD.from_config(TorchSGD(0.1, momentum=0.7, global_clipnorm=2.0).get_config())
+    assert restored.momentum == pytest.approx(0.7) and restored.clip_norm == 2.0
