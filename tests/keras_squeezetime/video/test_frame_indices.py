@@ -176,3 +176,9 @@ def test_repeat_last_repeats_the_last_frame_inside_the_video():
 def test_bad_arguments_name_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_repeat_last_when_only_the_first_frame_is_inside():
+    # 5 frames, 3 every 8 from 0: 8 and 16 are past the end, frame 0 is the last inside.
+    np.testing.assert_array_equal(
+        dense_indices(5, 3, 8, offset=0, out_of_bound="repeat_last"), [0, 0, 0])
