@@ -16,8 +16,8 @@ with pytest (`-x`, output discarded). A failing or erroring run kills the mutant
 does a run past the timeout (a few times the unmutated run); a passing run is a
 survivor. The unmutated run comes first and must pass; it also records which tests
 call each top-level function or class of the module, and a mutant inside one runs only
-those tests (one outside any runs them all; one in code that no test calls survives
-without a run, reported as "not run").
+those tests, fastest first (one outside any runs them all; one in code that no test
+calls survives without a run, reported as "not run").
 
     python tests/mutation/run_mutants.py                 # every module below
     python tests/mutation/run_mutants.py augment folding # some of them
@@ -260,7 +260,7 @@ class _CallRecorder:
     """pytest plugin: which tests call each top-level function or class of one file."""
 
     def __init__(self, path: Path):
-        self.path, self.current, self.calls = str(path), None, {}
+        self.path, self.current, self.calls, self.seconds = str(path), None, {}, {}
 
     def _profile(self, frame, event, arg):
         if event == "call" and self.current and frame.f_code.co_filename == self.path:
@@ -269,7 +269,7 @@ class _CallRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
-        self.current = item.nodeid
+        self.current, start = item.nodeid, time.monotonic()
         sys.setprofile(self._profile)
         threading.setprofile(self._profile)
         try:
@@ -277,7 +277,16 @@ class _CallRecorder:
         finally:
             sys.setprofile(None)
             threading.setprofile(None)
+            self.seconds[item.nodeid] = time.monotonic() - start
             self.current = None
+
+    def tests_by_owner(self) -> dict:
+        """`{owner: [test ids, fastest first]}`, and every test under `None`."""
+        def fastest_first(ids):
+            return sorted(ids, key=lambda nodeid: self.seconds.get(nodeid, 0.0))
+
+        tests = {owner: fastest_first(ids) for owner, ids in self.calls.items()}
+        return {**tests, None: fastest_first(self.seconds)}
 
 
 # pytest exit codes: 1 tests failed, 2 interrupted (e.g. a test module failed to import),
@@ -289,7 +298,8 @@ def _run_tests(target: Target, index: int | None, tests: list[str], timeout: flo
                record: Path | None = None) -> tuple[str, float]:
     """Runs `tests` on mutant `index` (None: unmutated) in a forked child: (outcome, seconds).
 
-    With `record`, the child writes there which tests call each top-level definition.
+    With `record`, the child writes there which tests call each top-level definition,
+    fastest first (with `-x`, a mutant that a fast test kills costs only that test).
     """
     code = mutated_code(target, index)
     start = time.monotonic()
@@ -306,7 +316,7 @@ def _run_tests(target: Target, index: int | None, tests: list[str], timeout: flo
             status = int(pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider",
                                       "-p", "no:xdist"], plugins=[recorder] if recorder else []))
             if recorder:
-                record.write_text(json.dumps({k: sorted(v) for k, v in recorder.calls.items()}))
+                record.write_text(json.dumps(list(recorder.tests_by_owner().items())))
         finally:
             os._exit(status)
     while True:
@@ -334,16 +344,21 @@ def run(name: str, target: Target, only: set[int] | None = None) -> dict:
         outcome, baseline = _run_tests(target, None, files, timeout=900, record=record)
         if outcome != "survived":
             raise SystemExit(f"{name}: the tests fail without any mutation ({outcome}).")
-        calls = json.loads(record.read_text())
+        calls = dict(json.loads(record.read_text()))
     timeout = 3 * baseline + 10
     todo = [m for m in mutants(target) if only is None or m.index in only]
     print(f"{name}: {len(todo)} mutants of {target.source}, unmutated tests {baseline:.1f} s",
           flush=True)
-    results = []
-    for mutant in todo:
-        tests = files if mutant.owner is None else calls.get(mutant.owner, [])
+    results, started = [], time.monotonic()
+    for done, mutant in enumerate(todo, 1):
+        tests = calls.get(mutant.owner, [])
         if tests:
             outcome, seconds = _run_tests(target, mutant.index, tests, timeout)
+            if outcome.startswith("error"):
+                # The recorded test ids no longer collect: the mutant broke the collection
+                # (e.g. a parametrisation built from the module). Run the files as a whole.
+                outcome, more = _run_tests(target, mutant.index, files, timeout)
+                seconds += more
         else:
             outcome, seconds = "not run", 0.0
         results.append({**dataclasses.asdict(mutant), "outcome": outcome,
@@ -351,6 +366,11 @@ def run(name: str, target: Target, only: set[int] | None = None) -> dict:
         if outcome not in ("killed", "timeout"):
             print(f"  {outcome} #{mutant.index} line {mutant.line}: {mutant.description}",
                   flush=True)
+        if done % 25 == 0 and done < len(todo):
+            rate = done / (time.monotonic() - started)
+            killed = sum(r["outcome"] in ("killed", "timeout") for r in results)
+            print(f"  {done}/{len(todo)} run, {killed} killed, {rate * 60:.1f} mutants/min, "
+                  f"ETA {(len(todo) - done) / rate / 60:.0f} min", flush=True)
     killed = sum(r["outcome"] in ("killed", "timeout") for r in results)
     return {"module": name, "source": target.source, "mutants": len(results), "killed": killed,
             "results": results}
