@@ -63,3 +63,19 @@ def test_arguments_are_checked():
     assert TorchSGD(0.1, global_clipnorm=None).clip_norm is None
     restored = TorchSGD.from_config(TorchSGD(0.1, momentum=0.7, global_clipnorm=2.0).get_config())
     assert restored.momentum == pytest.approx(0.7) and restored.clip_norm == 2.0
+
+
+def test_defaults_and_no_decoupled_decay():
+    optimizer = TorchSGD()
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.01)
+    assert optimizer.momentum == pytest.approx(0.9) and optimizer.l2_decay == 0.0
+    # Keras' own (decoupled) decay stays off even when a zero one is passed.
+    assert TorchSGD(0.1, weight_decay=0.0).weight_decay is None
+
+
+def test_float64_variable_with_float32_gradient_and_rate():
+    # lr 0.5, momentum 0.5, w = 1 (float64), g = 0.25 (float32): w = 1 - 0.125.
+    w = keras.Variable(np.array([1.0]), dtype="float64", name="w")
+    TorchSGD(0.5, momentum=0.5).apply_gradients(
+        [(keras.ops.convert_to_tensor(np.array([0.25], np.float32)), w)])
+    assert keras.ops.convert_to_numpy(w).tolist() == [0.875]
