@@ -9,10 +9,10 @@ a call swapped (not of `max`, `min`, `maximum`, `minimum`: symmetric), or a stat
 inside a function dropped (replaced by `pass`). Strings, docstrings, annotations,
 decorators and f-strings are left alone.
 
-The mutant is never written to disk. The runner imports TensorFlow, Keras and pytest
-once, then forks a child per mutant: the child installs an import hook that serves the
-mutated code under the module's own name and path, and runs the module's test files
-with pytest (`-x`, output discarded). A failing or erroring run kills the mutant, so
+The tree is never changed: a mutant is written to a temporary folder, and the runner,
+which imports TensorFlow, Keras and pytest once, forks a child per mutant that installs
+an import hook serving it under the module's own name, then runs the module's test
+files with pytest (`-x`, output discarded). A failing or erroring run kills the mutant, so
 does a run past the timeout (a few times the unmutated run); a passing run is a
 survivor. The unmutated run comes first and must pass; it also records which tests
 call each top-level function or class of the module, and a mutant inside one runs only
@@ -225,18 +225,27 @@ def mutants(target: Target) -> list[Mutant]:
             in enumerate(_sites(ast.parse(source), target.functions))]
 
 
-def mutated_code(target: Target, index: int | None):
-    """The module's code object with mutation `index` applied (None: unmutated)."""
+def mutated_code(target: Target, index: int | None, scratch: Path):
+    """The module's code object with mutation `index` applied (None: unmutated).
+
+    A mutant's source is written to `scratch` (outside the tree) and compiled under that
+    path: TensorFlow's autograph converts functions (a `tf.function`, `tf.map_fn`'s
+    callable) from the source file their code names, so a mutant compiled under the
+    module's own path would run as the unmutated code there.
+    """
     path = ROOT / target.source
-    tree = ast.parse(path.read_text())
-    if index is not None:
-        _sites(tree, target.functions)[index][3]()
-        ast.fix_missing_locations(tree)
-    return compile(tree, str(path), "exec")
+    source = path.read_text()
+    if index is None:
+        return compile(source, str(path), "exec")
+    tree = ast.parse(source)
+    _sites(tree, target.functions)[index][3]()
+    mutant_path = scratch / f"mutant_{index}_{path.name}"
+    mutant_path.write_text(ast.unparse(ast.fix_missing_locations(tree)) + "\n")
+    return compile(mutant_path.read_text(), str(mutant_path), "exec")
 
 
 class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves `code` as module `name` (same file path, so tracebacks point at the file)."""
+    """Serves `code` as module `name`."""
 
     def __init__(self, name: str, path: Path, code):
         self.name, self.path, self.code = name, path, code
@@ -252,7 +261,7 @@ class _MutantFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
-        module.__file__ = str(self.path)
+        module.__file__ = self.code.co_filename
         exec(self.code, module.__dict__)
 
 
@@ -295,13 +304,13 @@ _KILLING_CODES = {1, 2, 3}
 
 
 def _run_tests(target: Target, index: int | None, tests: list[str], timeout: float,
-               record: Path | None = None) -> tuple[str, float]:
+               scratch: Path, record: Path | None = None) -> tuple[str, float]:
     """Runs `tests` on mutant `index` (None: unmutated) in a forked child: (outcome, seconds).
 
     With `record`, the child writes there which tests call each top-level definition,
     fastest first (with `-x`, a mutant that a fast test kills costs only that test).
     """
-    code = mutated_code(target, index)
+    code = mutated_code(target, index, scratch)
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
@@ -339,12 +348,17 @@ def _run_tests(target: Target, index: int | None, tests: list[str], timeout: flo
 
 def run(name: str, target: Target, only: set[int] | None = None) -> dict:
     files = [t for t in target.tests if (ROOT / t).exists()]
-    with tempfile.TemporaryDirectory() as scratch:
-        record = Path(scratch) / "calls.json"
-        outcome, baseline = _run_tests(target, None, files, timeout=900, record=record)
-        if outcome != "survived":
-            raise SystemExit(f"{name}: the tests fail without any mutation ({outcome}).")
-        calls = dict(json.loads(record.read_text()))
+    with tempfile.TemporaryDirectory(prefix="mutants-") as scratch:
+        return _run_all(name, target, files, only, Path(scratch))
+
+
+def _run_all(name: str, target: Target, files: list[str], only: set[int] | None,
+             scratch: Path) -> dict:
+    record = scratch / "calls.json"
+    outcome, baseline = _run_tests(target, None, files, 900, scratch, record=record)
+    if outcome != "survived":
+        raise SystemExit(f"{name}: the tests fail without any mutation ({outcome}).")
+    calls = dict(json.loads(record.read_text()))
     timeout = 3 * baseline + 10
     todo = [m for m in mutants(target) if only is None or m.index in only]
     print(f"{name}: {len(todo)} mutants of {target.source}, unmutated tests {baseline:.1f} s",
@@ -353,11 +367,11 @@ def run(name: str, target: Target, only: set[int] | None = None) -> dict:
     for done, mutant in enumerate(todo, 1):
         tests = calls.get(mutant.owner, [])
         if tests:
-            outcome, seconds = _run_tests(target, mutant.index, tests, timeout)
+            outcome, seconds = _run_tests(target, mutant.index, tests, timeout, scratch)
             if outcome.startswith("error"):
                 # The recorded test ids no longer collect: the mutant broke the collection
                 # (e.g. a parametrisation built from the module). Run the files as a whole.
-                outcome, more = _run_tests(target, mutant.index, files, timeout)
+                outcome, more = _run_tests(target, mutant.index, files, timeout, scratch)
                 seconds += more
         else:
             outcome, seconds = "not run", 0.0
