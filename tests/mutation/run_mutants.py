@@ -15,9 +15,9 @@ an import hook serving it under the module's own name, then runs the module's te
 files with pytest (`-x`, output discarded). A failing or erroring run kills the mutant, so
 does a run past the timeout (a few times the unmutated run); a passing run is a
 survivor. The unmutated run comes first and must pass; it also records which tests
-call each top-level function or class of the module, and a mutant inside one runs only
-those tests, fastest first (one outside any runs them all; one in code that no test
-calls survives without a run, reported as "not run").
+call each top-level function or class of the module, and a mutant inside one runs
+those tests first, fastest first; a mutant they do not kill (or one outside any
+function, or in one no test was seen calling) runs the whole files, which decide.
 
     python tests/mutation/run_mutants.py                 # every module below
     python tests/mutation/run_mutants.py augment folding # some of them
@@ -366,15 +366,16 @@ def _run_all(name: str, target: Target, files: list[str], only: set[int] | None,
     results, started = [], time.monotonic()
     for done, mutant in enumerate(todo, 1):
         tests = calls.get(mutant.owner, [])
+        outcome, seconds = "not run", 0.0
         if tests:
             outcome, seconds = _run_tests(target, mutant.index, tests, timeout, scratch)
-            if outcome.startswith("error"):
-                # The recorded test ids no longer collect: the mutant broke the collection
-                # (e.g. a parametrisation built from the module). Run the files as a whole.
-                outcome, more = _run_tests(target, mutant.index, files, timeout, scratch)
-                seconds += more
-        else:
-            outcome, seconds = "not run", 0.0
+        if outcome == "not run" or outcome.startswith("error") or (
+                outcome == "survived" and len(tests) < len(calls[None])):
+            # No recorded caller (code that autograph converted is not seen calling), a
+            # collection the mutant broke (a parametrisation built from the module), or
+            # a survivor of the selection: the whole files decide.
+            outcome, more = _run_tests(target, mutant.index, files, timeout, scratch)
+            seconds += more
         results.append({**dataclasses.asdict(mutant), "outcome": outcome,
                         "tests": len(tests), "seconds": round(seconds, 2)})
         if outcome not in ("killed", "timeout"):
