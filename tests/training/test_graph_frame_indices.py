@@ -103,3 +103,10 @@ def test_sampling_takes_the_int64_frame_count_of_a_record():
     np.testing.assert_array_equal(
         eval_indices(num_frames, 8, 4, num_clips=3).numpy(),
         [_dense(s, 8, 4, 40) for s in (0, 6, 11)])
+
+
+def test_eval_needs_at_least_one_clip():
+    import pytest
+
+    with pytest.raises(ValueError, match="num_clips"):
+        eval_indices(100, 8, 4, num_clips=0)
