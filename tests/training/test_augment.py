@@ -196,3 +196,115 @@ def test_random_erasing_probability():
         for i in range(400)
     )
     assert 60 <= erased <= 140
+
+
+def test_frame_shape_reads_height_then_width():
+    assert [int(v) for v in augment.frame_shape(_gradient_jpeg(40, 60))] == [40, 60]
+
+
+def test_multiscale_crop_snaps_within_two_pixels_only():
+    def sides(short_side):
+        heights, widths = set(), set()
+        for i in range(200):
+            _, _, h, w = augment.multiscale_crop_box(
+                short_side, 300, _seed(i), short_side, 224).numpy().tolist()
+            heights.add(h)
+            widths.add(w)
+        return heights, widths
+
+    # Short side 259: 259 * 0.875 = 226.6 -> 226, two from 224: snapped, in both directions.
+    for seen in sides(259):
+        assert 224 in seen and 226 not in seen
+    # Short side 260: 260 * 0.875 = 227.5 -> 227, three from 224: kept.
+    for seen in sides(260):
+        assert 227 in seen and 224 not in seen
+
+
+def test_multiscale_crop_offsets_reach_both_ends():
+    # One scale, 1.0: a 256 x 256 crop of a 256 x 258 frame fits at x = 0, 1 or 2, y = 0.
+    boxes = {tuple(augment.multiscale_crop_box(256, 258, _seed(i), 256, 256, scales=(1.0,))
+                   .numpy().tolist()) for i in range(100)}
+    assert boxes == {(0, x, 256, 256) for x in (0, 1, 2)}
+    # Transposed: the offset moves along y.
+    boxes = {tuple(augment.multiscale_crop_box(258, 256, _seed(i), 256, 256, scales=(1.0,))
+                   .numpy().tolist()) for i in range(100)}
+    assert boxes == {(y, 0, 256, 256) for y in (0, 1, 2)}
+
+
+def test_decode_crop_resizes_unless_both_sides_already_match():
+    # Width 24 = size but height 30: still resized, to 24 x 24.
+    jpeg = _gradient_jpeg(40, 60)
+    clip = augment.decode_crop_resize(tf.constant([jpeg]), [0, 0, 30, 24], 40, 24).numpy()
+    stored = tf.cast(tf.io.decode_jpeg(jpeg)[0:30, 0:24], tf.float32)
+    np.testing.assert_allclose(clip[0], tf.image.resize(stored, (24, 24)).numpy(), atol=1e-3)
+
+
+def test_flip_probability_zero_and_one():
+    clip = tf.constant(np.arange(2 * 1 * 4 * 1, dtype=np.float32).reshape(2, 1, 4, 1))
+    for i in range(10):
+        np.testing.assert_array_equal(augment.random_flip(clip, _seed(i), 0.0), clip)
+        np.testing.assert_array_equal(
+            augment.random_flip(clip, _seed(i), 1.0), clip.numpy()[:, :, ::-1])
+
+
+@pytest.mark.parametrize("seed", [50, 235])
+def test_contrast_then_hue_clips_and_truncates_before_the_hue_turn(seed):
+    """Contrast pushes pixels past 0 and 255; mmaction stores uint8 there, then turns hue."""
+    pixels = np.array([[[[250, 240, 10], [10, 20, 200], [128, 60, 30]]]], np.float32)
+    u = tf.random.stateless_uniform([4], _seed(seed)).numpy()
+    contrast, hue = 0.5 + u[1], -0.1 + 0.2 * u[3]  # 1 +- 0.5 and +-0.1 from the draws
+    assert contrast > 1.2  # so the dark and bright channels leave [0, 255]
+    mean_gray = (pixels @ np.array([0.2989, 0.587, 0.114])).mean()
+    stored = np.floor(np.clip(contrast * pixels + (1 - contrast) * mean_gray, 0, 255))
+    assert stored.min() == 0 and stored.max() == 255
+    turn = int(hue * 255) / 180  # OpenCV hue units, 180 per turn
+    expected = []
+    for r, g, b in stored.reshape(-1, 3) / 255:
+        h, s, v = colorsys.rgb_to_hsv(r, g, b)
+        expected.append(colorsys.hsv_to_rgb((h + turn) % 1, s, v))
+    expected = np.array(expected).reshape(pixels.shape) * 255
+    out = augment.color_jitter(tf.constant(pixels), _seed(seed), 0, 0.5, 0, 0.1, order=(1, 3, 0, 2))
+    np.testing.assert_allclose(out.numpy(), expected, atol=0.05)
+
+
+def test_random_erasing_rectangle_from_the_draws_by_mmaction_formulas():
+    """Where and how large the rectangle is, from the clip's stateless draws.
+
+    mmaction's `RandomErasing`: area ratio uniform in [0.02, 1/3], aspect log-uniform in
+    [0.3, 10/3], sides rounded and kept inside the frame, offsets uniform over the places
+    that fit; applied when the clip's first draw is below the probability (default 0.25).
+    """
+    import math
+
+    frames, height, width = 2, 40, 50
+    clip = -tf.ones([frames, height, width, 3])  # noise lies in [0, 255], never -1
+    applied = set()
+    for i in range(16):
+        apply_seed, shape_seed, place_seed, _ = tf.unstack(
+            tf.random.experimental.stateless_split(_seed(i), 4))
+        u_shape = tf.random.stateless_uniform([2], shape_seed, dtype=tf.float64).numpy()
+        u_place = tf.random.stateless_uniform([2], place_seed).numpy()
+        aspect = math.exp(math.log(0.3) + (math.log(10 / 3) - math.log(0.3)) * u_shape[0])
+        area = height * width * (0.02 + (1 / 3 - 0.02) * u_shape[1])
+        h = min(round(math.sqrt(area * aspect)), height)
+        w = min(round(math.sqrt(area / aspect)), width)
+        top = int(u_place[0] * np.float32(height - h))
+        left = int(u_place[1] * np.float32(width - w))
+        expected = np.zeros((frames, height, width), bool)
+        expected[:, top:top + h, left:left + w] = True
+        erased = (augment.random_erasing(clip, _seed(i), probability=1.0).numpy() != -1).all(-1)
+        np.testing.assert_array_equal(erased, expected)
+        by_default = augment.random_erasing(clip, _seed(i)).numpy()
+        apply = float(tf.random.stateless_uniform([], apply_seed)) < 0.25
+        assert (by_default != -1).any() == apply
+        applied.add(apply)
+    assert applied == {True, False}
+
+
+def test_random_erasing_noise_spans_every_byte_value():
+    # The whole frame erased (area ratio 1, square): 2 x 64 x 64 x 3 noise values.
+    clip = tf.zeros([2, 64, 64, 3])
+    out = augment.random_erasing(clip, _seed(1), 1.0, 1.0, 1.0, (1.0, 1.0)).numpy()
+    assert np.array_equal(out, np.floor(out))
+    assert out.min() == 0 and out.max() == 255
+    assert len(np.unique(out)) == 256
