@@ -308,3 +308,18 @@ def test_random_erasing_noise_spans_every_byte_value():
     assert np.array_equal(out, np.floor(out))
     assert out.min() == 0 and out.max() == 255
     assert len(np.unique(out)) == 256
+
+
+def test_decode_crop_keeps_edge_boxes_of_an_upscaled_frame_inside_it():
+    # A 20 x 30 frame at short side 40 is 40 x 60: a 1-pixel box maps to half a stored
+    # pixel, and rounding (half to even) puts the bottom-right one at row 20, column 30,
+    # past the frame: it is kept on the last row and column instead, and no crop is empty.
+    # Boxes are int32 tensors, as the crop-box functions give them.
+    jpeg = _gradient_jpeg(20, 30)
+    full = tf.io.decode_jpeg(jpeg).numpy().astype(np.float32)
+    for (y, x), stored in {(0, 0): (0, 0), (39, 59): (19, 29)}.items():
+        clip = augment.decode_crop_resize(
+            tf.constant([jpeg]), tf.constant([y, x, 1, 1], tf.int32), 40, 2).numpy()
+        np.testing.assert_allclose(clip[0], np.broadcast_to(full[stored], (2, 2, 3)), atol=1e-3)
+    # The pixels next to the corner differ: a crop one pixel off would fail.
+    assert np.abs(full[19, 29] - full[18, 28]).max() >= 3
