@@ -6,7 +6,7 @@ Runs the project's own command-line tools in order, exactly as a user would type
   2. squeezetime-prepare     videos -> sharded TFRecords of JPEG frames
   3. squeezetime-train       model.fit (width 0.25, 112 px) on 2 CPU cores
   4. squeezetime-evaluate    multi-view evaluation, confusion matrix
-  5. squeezetime-export      float32, float16, dynamic and int8 LiteRT files (uint8 input)
+  5. squeezetime-export      float32 and int8 LiteRT files (uint8 input)
   6. squeezetime-eval-tflite the LiteRT harness: accuracy, agreement with Keras, latency, size
   7. squeezetime-predict     one validation video, top-5
   8. squeezetime-explain     saliency and Grad-CAM++ for that video
@@ -44,21 +44,18 @@ TOOLS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Sizes of the run; the defaults fit about 15 minutes on 2 CPU cores.
-
-    160 clips per class over 24 epochs: BENCHMARKS.md ("Synthetic temporal dataset") shows
-    this model passing 90% validation accuracy after about 11 epochs of that data.
-    """
+    """Sizes of the run (see README for its measured time and results)."""
 
     train_per_class: int = 160
     val_per_class: int = 24
-    video_frames: int = 40
-    video_size: int = 128
+    video_frames: int = 32
+    video_size: int = 72
     frames: int = 8
     frame_interval: int = 4
-    image_size: int = 112
-    epochs: int = 24
-    batch_size: int = 16
+    image_size: int = 64
+    epochs: int = 14
+    batch_size: int = 8
+    lr: float = 0.006
     calibration_clips: int = 128
     views: str = "2x3"
 
@@ -127,24 +124,25 @@ def run_demo(output: Path, settings: Settings) -> Path:
             "--short-side", str(s.video_size), "--workers", "2", "--shard-size", "64")
     train_data, val_data = str(records / "train" / "*.tfrecord"), str(records / "val" / "*.tfrecord")
 
-    # Direction classes: horizontal flips would swap "left to right" and "right to left".
-    # From scratch on synthetic clips the paper's heavy augmentation and dropout only slow
-    # learning down (see BENCHMARKS.md, synthetic temporal dataset): both off.
+    # The custom recipe (AdamW; no flips, which would swap "left to right" and "right to
+    # left") at twice its learning rate, without augmentation or dropout: 14 epochs of
+    # 1,280 clips then end at 97-98 % validation top-1 (measured; at the default rate the
+    # same 14 epochs ended at 88 %). More data or epochs would carry the augmentation.
     run("squeezetime-train", "--config", "custom", "--train-data", train_data,
         "--val-data", val_data, "--num-classes", "8", "--labels", labels,
         "--frames", str(s.frames), "--frame-interval", str(s.frame_interval),
         "--image-size", str(s.image_size), "--short-side", str(s.video_size),
         "--width-multiplier", "0.25", "--epochs", str(s.epochs),
-        "--batch-size", str(s.batch_size), "--nohflip", "--noaugment", "--dropout-rate", "0",
-        "--init-weights", "none",
+        "--batch-size", str(s.batch_size), "--lr", str(s.lr), "--noaugment",
+        "--dropout-rate", "0", "--init-weights", "none",
         "--seed", "0", "--output", str(model_dir))
     keras_model = str(model_dir / "model.keras")
 
     run("squeezetime-evaluate", "--model", keras_model, "--data", val_data,
         "--views", s.views, "--output", str(evaluation))
 
-    # One command, four files: model_{float32,float16,dynamic,int8}_uint8in.tflite.
-    run("squeezetime-export", "--model", keras_model, "--quantization", "all",
+    # One command, two files: model_float32_uint8in.tflite and model_int8_uint8in.tflite.
+    run("squeezetime-export", "--model", keras_model, "--quantization", "float32,int8",
         "--input-type", "uint8", "--representative-data", train_data,
         "--representative-clips", str(s.calibration_clips),
         "--min-representative-clips", str(min(32, s.calibration_clips)),
