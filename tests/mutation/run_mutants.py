@@ -67,8 +67,8 @@ TARGETS = {
         "keras_squeezetime/video/frame_indices.py", "keras_squeezetime.video.frame_indices",
         ("tests/keras_squeezetime/video/test_frame_indices.py",)),
     "graph_sampling": Target(
-        "training/sampling.py", "keras_squeezetime.training.sampling",
-        ("tests/training/test_sampling.py",)),
+        "training/graph_frame_indices.py", "keras_squeezetime.training.graph_frame_indices",
+        ("tests/training/test_graph_frame_indices.py",)),
     "augment": Target(
         "training/augment.py", "keras_squeezetime.training.augment",
         ("tests/training/test_augment.py",)),
