@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from keras_squeezetime import presets
+from keras_squeezetime import file_paths, presets
 from keras_squeezetime.architecture import (
     POS_EMBED_STRIDE,
     STAGE_BLOCKS,
@@ -69,8 +69,9 @@ def model_kind(source: str | os.PathLike) -> str:
     source = os.fspath(source)
     if source in presets.PRESETS:
         return "preset"
-    if _isdir(source):
-        if _exists(_join(source, KERAS_MODEL_FILE)) or _exists(_join(source, WEIGHTS_FILE)):
+    if file_paths.isdir(source):
+        if any(file_paths.exists(file_paths.join(source, name))
+               for name in (KERAS_MODEL_FILE, WEIGHTS_FILE)):
             return "folder"
         raise ValueError(f"Model folder {source!r} holds no {KERAS_MODEL_FILE} (nor "
                          f"{WEIGHTS_FILE}).")
@@ -80,14 +81,14 @@ def model_kind(source: str | os.PathLike) -> str:
             "tflite" if lower.endswith(".tflite") else
             "pth" if lower.endswith((".pth", ".pt")) else None)
     if kind is None:
-        what = "file" if _exists(source) else "name"
+        what = "file" if file_paths.exists(source) else "name"
         raise ValueError(
             f"Unsupported model {what} {source!r}: expected a .keras file, a folder holding "
             f"{KERAS_MODEL_FILE} (or {WEIGHTS_FILE}) and config.json, a .weights.h5 with "
             f"config.json beside it, a .tflite file, an official .pth checkpoint or a preset "
             f"{sorted(presets.PRESETS)}."
         )
-    if not _exists(source):
+    if not file_paths.exists(source):
         raise FileNotFoundError(f"Model file {source!r} does not exist.")
     return kind
 
@@ -127,8 +128,9 @@ def load_model(
     else:
         path = source
         if kind == "folder":
-            keras_file = _join(source, KERAS_MODEL_FILE)
-            path = keras_file if _exists(keras_file) else _join(source, WEIGHTS_FILE)
+            keras_file = file_paths.join(source, KERAS_MODEL_FILE)
+            path = (keras_file if file_paths.exists(keras_file)
+                    else file_paths.join(source, WEIGHTS_FILE))
         if path.lower().endswith(".weights.h5"):
             model, config = _load_weights_file(path, image_size)
         else:
@@ -289,23 +291,3 @@ def _drop_build_configs(config: Any) -> None:
 # class list and its dataset's evaluation protocol).
 _OFFICIAL_PRESETS = {meta["num_classes"]: meta for meta in presets.PRESETS.values()
                      if meta["num_classes"]}
-
-
-def _isdir(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf  # remote paths only
-
-        return tf.io.gfile.isdir(path)
-    return os.path.isdir(path)
-
-
-def _exists(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf  # remote paths only
-
-        return tf.io.gfile.exists(path)
-    return os.path.exists(path)
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder.rstrip('/')}/{name}" if "://" in folder else os.path.join(folder, name)

@@ -17,7 +17,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from keras_squeezetime import presets
+from keras_squeezetime import file_paths, presets
 from keras_squeezetime.model_config import KERAS_MODEL_FILE, WEIGHTS_FILE, read_model_config
 from keras_squeezetime.weights.checkpoint import load_state_dict
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict
@@ -64,16 +64,17 @@ def initialise_weights(
             model, load_preset_state_dict(source), source=f"preset {source!r}",
             strict_backbone=source not in PARTIAL_PRESETS,
         )
-    if not os.path.exists(source):
+    if not file_paths.exists(source):
         raise FileNotFoundError(
             f"weights={source!r} is neither a preset {sorted(presets.PRESETS)} nor an existing "
             "file."
         )
-    if os.path.isdir(source):
-        if os.path.isfile(os.path.join(source, KERAS_MODEL_FILE)):
-            return initialise_weights(model, os.path.join(source, KERAS_MODEL_FILE), build_model)
-        if os.path.isfile(os.path.join(source, WEIGHTS_FILE)):
-            return initialise_weights(model, os.path.join(source, WEIGHTS_FILE), build_model)
+    if file_paths.isdir(source):
+        if file_paths.exists(file_paths.join(source, KERAS_MODEL_FILE)):
+            return initialise_weights(model, file_paths.join(source, KERAS_MODEL_FILE),
+                                      build_model)
+        if file_paths.exists(file_paths.join(source, WEIGHTS_FILE)):
+            return initialise_weights(model, file_paths.join(source, WEIGHTS_FILE), build_model)
         raise ValueError(f"Model folder {source!r} holds neither {KERAS_MODEL_FILE} nor "
                          f"{WEIGHTS_FILE}.")
     lower = source.lower()
