@@ -133,7 +133,8 @@ def test_tflite_export_agrees_with_keras(model, model_dir, clips, tmp_path):
     assert predictor.settings == ClipSettings(FRAMES, 5, SIZE, 70)
     probabilities = predictor.predict_clips(clips)
     expected = np.asarray(model(clips))
-    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    # XNNPACK and oneDNN sum in other orders: up to 2e-5 measured on this model's clips.
+    np.testing.assert_allclose(probabilities, expected, atol=5e-5)
     np.testing.assert_array_equal(probabilities.argmax(1), expected.argmax(1))
     assert load_predictor(path, frame_interval=2).settings == ClipSettings(FRAMES, 2, SIZE, 70)
     with pytest.raises(ValueError, match="fixed by the export"):
