@@ -11,8 +11,9 @@ Runs the project's own command-line tools in order, exactly as a user would type
   7. squeezetime-predict     one validation video, top-5
   8. squeezetime-explain     saliency and Grad-CAM++ for that video
 
-and writes `<output>/index.md` linking every plot. No downloads. About 15 minutes on
-2 cores with the defaults; `--tiny` is the smoke-test configuration.
+and writes `<output>/index.md` linking every plot. No downloads. The README gives the
+measured time and results of the defaults (about 13 minutes on 2 cores); `--tiny` is the
+smoke-test configuration.
 
 Usage: python examples/end_to_end_demo.py [--output reports/demo] [--tiny]
 """
