@@ -22,6 +22,7 @@ import os
 import tempfile
 from typing import Any, Mapping, Sequence
 
+from keras_squeezetime import file_paths
 from keras_squeezetime.architecture import DEFAULT_POS_EMBED_SIZES
 
 CONFIG_FILE = "config.json"
@@ -236,10 +237,10 @@ def config_path(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     if path.endswith(".json"):
         return path
-    if _isdir(path):
-        return _join(path, CONFIG_FILE)
+    if file_paths.isdir(path):
+        return file_paths.join(path, CONFIG_FILE)
     folder = path.rsplit("/", 1)[0] if "://" in path else os.path.dirname(os.path.abspath(path))
-    return _join(folder, CONFIG_FILE)
+    return file_paths.join(folder, CONFIG_FILE)
 
 
 def read_model_config(path: str | os.PathLike) -> ModelConfig | None:
@@ -274,7 +275,7 @@ def write_model_config(path_or_folder: str | os.PathLike, config: ModelConfig) -
     """
     target = os.fspath(path_or_folder)
     if not target.endswith(".json"):
-        target = _join(target, CONFIG_FILE)
+        target = file_paths.join(target, CONFIG_FILE)
     text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
     if "://" in target:
         import tensorflow as tf  # Only for remote paths: the core does not import TF otherwise.
@@ -323,18 +324,6 @@ def _sequence(name: str, value: Any) -> Sequence:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValueError(f"{name} must be a list; got {value!r}.")
     return value
-
-
-def _join(folder: str, name: str) -> str:
-    return f"{folder.rstrip('/')}/{name}" if "://" in folder else os.path.join(folder, name)
-
-
-def _isdir(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf
-
-        return tf.io.gfile.isdir(path)
-    return os.path.isdir(path)
 
 
 def _exists(path: str) -> bool:
