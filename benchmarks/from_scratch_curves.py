@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--frame-interval", type=int, default=4)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--width-multiplier", type=float, default=0.25)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=30, help="the custom recipe's 30")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args, extra = parser.parse_known_args()

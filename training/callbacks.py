@@ -108,10 +108,16 @@ def make_callbacks(
     chief: bool,
     has_val: bool,
     validation: keras.callbacks.Callback | None = None,
+    early_stopping_patience: int | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they must run: learning rate and validation
     scores into the logs first (`validation`: a `MultiViewValidation`, or None when `fit`
-    validates), then history, TensorBoard, checkpoints, and the backup last."""
+    validates), then history, TensorBoard, checkpoints, early stopping on validation
+    accuracy (`early_stopping_patience` epochs without improvement; the best epoch's
+    weights are restored when training ends, stopped early or not) and the backup last.
+
+    A resumed run starts early stopping's count afresh: `BackupAndRestore` keeps the model
+    and optimizer, not callback state."""
     # Order matters: the CSV row is written before the backup, so a kill in between replays
     # that epoch and `_trim_history` drops its stale row.
     callbacks: list[keras.callbacks.Callback] = [LogLearningRate()]
@@ -129,5 +135,12 @@ def make_callbacks(
             ),
             keras.callbacks.ModelCheckpoint(f"{output}/checkpoints/last.keras"),
         ]
+    if early_stopping_patience:
+        if not has_val:
+            raise ValueError("early_stopping_patience needs validation data.")
+        # Every worker stops at the same epoch: they all see the same validation logs.
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=early_stopping_patience,
+            restore_best_weights=True, verbose=1))
     callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=backup_dir))
     return callbacks

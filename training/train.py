@@ -43,9 +43,9 @@ from keras_squeezetime.training import compat, pipeline, strategy as strategy_li
 from keras_squeezetime.training.callbacks import MultiViewValidation, make_callbacks
 from keras_squeezetime.training.model_setup import (
     build_model,
+    compile_for_training,
     make_optimizer,
     make_schedule,
-    training_metrics,
 )
 from keras_squeezetime.training.recipes import Recipe
 from keras_squeezetime.training.run_folder import (
@@ -135,12 +135,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     with strategy.scope():
         model = build_model(recipe, config.width_multiplier)
-        model.compile(
-            optimizer=make_optimizer(recipe, config.batch_size, steps),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=training_metrics(recipe.num_classes),
-            jit_compile=config.jit_compile,
-        )
+        compile_for_training(model, recipe, config.batch_size, steps, config.jit_compile)
 
     if config.strategy != "default":
         if strategy_lib.num_workers(strategy) > 1:
@@ -150,7 +145,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             tf.TensorSpec((config.batch_size, recipe.frames, size, size, 3), tf.float32),
             tf.TensorSpec((config.batch_size,), tf.int32),
         ))
-    callbacks = make_callbacks(output, backup_dir, chief, bool(val_files), multi_view)
+    callbacks = make_callbacks(output, backup_dir, chief, bool(val_files), multi_view,
+                               config.early_stopping_patience)
     started = time.monotonic()
     history = model.fit(
         train_data,

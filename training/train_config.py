@@ -52,6 +52,8 @@ class TrainConfig:
       seed: seed of weights, data order and augmentation; None draws one.
       deterministic: reproducible data order (slower input pipeline).
       data_threads: private tf.data threads (None: TensorFlow's pools).
+      early_stopping_patience: stop after this many epochs without a better validation
+        accuracy and keep the best epoch's weights (None or 0: run every epoch).
     """
 
     train_data: str
@@ -90,6 +92,7 @@ class TrainConfig:
     seed: int | None = None
     deterministic: bool = False
     data_threads: int | None = None
+    early_stopping_patience: int | None = None
 
 
 def resolve_recipe(config: TrainConfig) -> Recipe:
@@ -137,6 +140,8 @@ def check_recipe(recipe: Recipe, config: TrainConfig) -> None:
     """Raises `SetupError` naming the flag of a setting no run can have."""
     if recipe.num_classes is None or recipe.num_classes < 1:
         raise SetupError(f"--config {recipe.name} needs --num-classes (>= 1).")
+    if config.early_stopping_patience and not config.val_data:
+        raise SetupError("--early-stopping-patience needs --val-data (it watches val_accuracy).")
     if recipe.image_size % 16:
         raise SetupError(f"--image-size must be a multiple of 16; got {recipe.image_size}.")
     if recipe.short_side < recipe.image_size:

@@ -69,7 +69,7 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
     result = _train_cli(
         f"--train-data={tiny_records['train']}", f"--val-data={tiny_records['val']}",
         f"--output={output}", "--epochs=2", f"--labels={tiny_records['classes']}", *TINY_FLAGS,
-        timeout=900,
+        "--early-stopping-patience=3", timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("config.json", "history.csv", "metrics.json", "model.keras",
@@ -94,11 +94,12 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
     assert config["schedule"] == "cosine" and config["dropout_rate"] == 0.0
     assert config["warmup_epochs"] == pytest.approx(2.4 * 2 / 30)
     assert config["crop_scales"] == [1.0] and config["random_erasing"] == 0.0
-    assert config["color_jitter"] is True
+    assert config["color_jitter"] is False
     # The recipe's protocols, for squeezetime-evaluate (test side scaled to the 32 px crop).
     assert config["val_views"] == [1, 1] and config["test_views"] == [10, 3]
     assert config["test_image_size"] == 32 and config["test_short_side"] == 32
     assert config["steps_per_epoch"] == 4  # 16 records / batch 4
+    assert config["early_stopping_patience"] == 3
 
     assert _history_epochs(output) == [0, 1]
     metrics = json.loads((output / "metrics.json").read_text())
@@ -110,8 +111,15 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
     assert getattr(model, "optimizer", None) is None
     last = keras.saving.load_model(output / "checkpoints" / "last.keras")
     assert type(last.optimizer).__name__ == "AdamW"
-    for a, b in zip(model.weights, last.weights):
+    # With --early-stopping-patience the model keeps the best validation epoch's weights
+    # even when every epoch ran: best.keras's, not last.keras's (unless epoch 2 was best).
+    best_epoch = metrics["best_epoch_this_run"]
+    best = keras.saving.load_model(output / "checkpoints" / "best.keras")
+    for a, b in zip(model.weights, best.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    if best_epoch == 1:
+        assert any(not np.array_equal(a.numpy(), b.numpy())
+                   for a, b in zip(model.weights, last.weights))
 
 
 @pytest.mark.slow
@@ -171,6 +179,8 @@ def test_resume_refuses_a_changed_run(tiny_records, tmp_path):
         (["--train-data=/nonexistent/*.tfrecord", "--output=/tmp/x", "--num-classes=3"],
          "No TFRecord files match"),
         (["--train-data=a", "--output=/tmp/x", "--config=kinetics-400"], "config"),
+        (["--train-data=/nonexistent/*.tfrecord", "--output=/tmp/x", "--num-classes=3",
+          "--early-stopping-patience=2"], "--early-stopping-patience needs --val-data"),
     ],
 )
 def test_bad_flags_fail_cleanly(flags, message):

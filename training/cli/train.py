@@ -73,6 +73,10 @@ flags.DEFINE_boolean("jit-compile", False, "XLA-compile the train step.")
 flags.DEFINE_integer("seed", None, "Seed of initialisation, data order and augmentation.")
 flags.DEFINE_boolean("deterministic", False, "Reproducible input order (slower).")
 flags.DEFINE_integer("data-threads", None, "Private tf.data threads.", lower_bound=1)
+flags.DEFINE_integer("early-stopping-patience", None, "Stop after this many epochs without a "
+                     "better validation accuracy; model.keras keeps the best epoch's weights, "
+                     "also when every epoch ran (needs --val-data; unset: every epoch runs and "
+                     "model.keras is the last epoch's).", lower_bound=1)
 
 def main(argv: list[str]) -> None:
     """Builds a `TrainConfig` from the flags, trains and prints the final metrics."""
