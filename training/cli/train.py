@@ -54,7 +54,8 @@ flags.DEFINE_boolean("hflip", None, "Random horizontal flips (official recipes: 
                      "off, flips change direction-dependent classes).")
 flags.DEFINE_list("crop-scales", None, "Multi-scale crop side / short side choices, e.g. "
                   "1,0.875,0.75 (official recipes: 1,0.875,0.75,0.66,0.5).")
-flags.DEFINE_boolean("color-jitter", None, "Colour jitter (recipes: on).")
+flags.DEFINE_boolean("color-jitter", None, "Colour jitter (official recipes: on; custom: off, it "
+                     "blurs classes told apart by colour).")
 flags.DEFINE_float("random-erasing", None, "Random erasing probability per clip (official "
                    "recipes: 0.25; custom: 0).", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_boolean("augment", True, "The recipe's augmentation (--noaugment: centre crop).")
