@@ -10,9 +10,11 @@ plain int8 is of the medians over all cycles, all from the same run:
   int8                  squeezetime-export --quantization int8 (calibrated min/max ranges)
   int8-mse              MSE activation ranges (`tflite/activation_ranges.py`)
   int8-qat              quantisation-aware fine-tuning (`tflite/qat.py`), --qat-epochs > 0
-  int8-bias             empirical bias correction of int8 (`bias_corrected` below; kept
-                        here, not in the library: it did not raise agreement)
+  int8-bias             empirical bias correction (`tflite/bias_correction.py`)
   int8-mse-bias         MSE ranges, then bias correction
+  int8-eq-mse           per-channel activation equalisation (`tflite/activation_equalization.py`),
+                        then MSE ranges
+  int8-eq-mse-bias      equalisation, MSE ranges, then bias correction
   int8-fallback         squeezetime-export --float-layers stem,stage1,stage2 (hybrid)
   int8-target-<t>       squeezetime-export --target-agreement t --agreement-data HELD_OUT
 
@@ -53,7 +55,8 @@ def _run(command: list[str], log: str) -> int:
 
 
 def library_variant(args) -> None:
-    """One variant the CLI does not expose: MSE ranges, bias correction or QAT (`--method`)."""
+    """One variant the CLI does not expose (`--method`): MSE ranges, equalisation, bias
+    correction (in that order when combined) or QAT."""
     import dataclasses
 
     from keras_squeezetime import fold_batch_norm
@@ -67,11 +70,16 @@ def library_variant(args) -> None:
     clips = calibration.calibration_clips(args.train_list, spec, args.calibration_clips)
     calibrated = calibrated_model(fold_batch_norm(loaded.model), clips)
     info = {}
+    if args.method.startswith("eq-"):
+        from keras_squeezetime.tflite.activation_equalization import equalize
+
+        calibrated, info["equalization"] = equalize(calibrated, clips)
     float_graph = calibrated  # bias correction's reference (ranges do not change the floats)
-    if args.method in ("mse", "mse-bias"):
+    if "mse" in args.method:
         from keras_squeezetime.tflite.activation_ranges import mse_ranges
 
-        calibrated, info = mse_ranges(calibrated, clips[:128])
+        calibrated, ranges_info = mse_ranges(calibrated, clips[:128])
+        info.update(ranges_info)
     elif args.method == "qat":
         from keras_squeezetime.tflite import qat
 
@@ -81,94 +89,16 @@ def library_variant(args) -> None:
         calibrated = result.calibrated
         info = {"best_epoch": result.best_epoch, "history": list(result.history)}
     model_bytes = finish_converted(quantize(calibrated, input_type="uint8"), False, "uint8")
-    if args.method in ("bias", "mse-bias"):
-        model_bytes, info["bias_correction"] = bias_corrected(model_bytes, float_graph, clips)
+    if args.method.endswith("bias"):
+        from keras_squeezetime.tflite.bias_correction import correct_biases
+
+        model_bytes, info["bias_correction"] = correct_biases(model_bytes, float_graph, clips)
     model_bytes = metadata.embed(model_bytes, loaded.config.class_names,
                                  {"quantization": "int8", "input_type": "uint8",
                                   "input_layout": "frames", **dataclasses.asdict(spec)})
     with open(args.output, "wb") as handle:
         handle.write(model_bytes)
     print(json.dumps({"output": args.output, "method": args.method, **info}, default=str))
-
-
-def _tensor_values(model_bytes: bytes, clips, names: list[str], dtype):
-    """`{tensor name: (clips, positions, channels) float32}`: dequantised intermediate values."""
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    from keras_squeezetime.tflite.tensor_quantization import dequantize_output
-
-    # Keeping every tensor also keeps XNNPACK off: LiteRT's reference int8 kernels.
-    interpreter = Interpreter(model_content=model_bytes, num_threads=2,
-                              experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    details = {d["name"]: d for d in interpreter.get_tensor_details()}
-    index = interpreter.get_input_details()[0]["index"]
-    values = {name: [] for name in names}
-    for clip in clips:
-        interpreter.set_tensor(index, clip[None].astype(dtype))
-        interpreter.invoke()
-        for name in names:
-            value = dequantize_output(interpreter.get_tensor(details[name]["index"]), details[name])
-            values[name].append(value.reshape(-1, value.shape[-1]))
-    return {name: np.stack(v) for name, v in values.items()}
-
-
-def bias_corrected(model_bytes: bytes, calibrated: bytes, clips) -> tuple[bytes, dict]:
-    """Empirical bias correction of a full-int8 model (`--method bias`), in graph order.
-
-    For each convolution / fully-connected op with a bias, the per-output-channel mean of
-    (int8 output - float output) on `clips`, measured with every earlier op already
-    corrected, is subtracted from its int32 bias (scale input_scale * weight_scale). The
-    float outputs come from `calibrated` (the same graph in float, tensor names shared).
-    After a fused ReLU only positions the float output keeps count: there the error is the
-    pre-activation one. Returns `(model, summary)`.
-    """
-    import numpy as np
-
-    from keras_squeezetime.tflite import flatbuffer
-
-    model = flatbuffer.read(model_bytes)
-    subgraph = model.subgraphs[0]
-    float_names = set(flatbuffer.tensor_names(flatbuffer.read(calibrated)))
-    targets = []  # (output name, bias tensor, fused ReLU)
-    for _, op, name in flatbuffer.operators(model):
-        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-            continue
-        output = subgraph.tensors[op.outputs[0]].name.decode()
-        if len(op.inputs) > 2 and op.inputs[2] >= 0 and output in float_names:
-            targets.append((output, subgraph.tensors[op.inputs[2]],
-                            op.builtinOptions.fusedActivationFunction == 1))
-    reference = _tensor_values(calibrated, clips, [t[0] for t in targets], np.float32)
-    input_dtype = np.uint8 if subgraph.tensors[subgraph.inputs[0]].type == \
-        flatbuffer.tensor_type("UINT8") else np.float32
-
-    def channel_means(current: bytes, names: list[str]) -> dict[str, np.ndarray]:
-        values = _tensor_values(current, clips, names, input_dtype)
-        means = {}
-        for name, _, relu in (t for t in targets if t[0] in names):
-            error, kept = values[name] - reference[name], np.ones_like(reference[name])
-            if relu:
-                kept = (reference[name] > 0).astype(np.float32)
-            means[name] = (error * kept).sum((0, 1)) / np.maximum(kept.sum((0, 1)), 1.0)
-        return means
-
-    before = channel_means(model_bytes, [t[0] for t in targets])
-    changed = 0
-    for position, (name, bias, _) in enumerate(targets):
-        mean = before[name] if position == 0 else \
-            channel_means(flatbuffer.write(model), [name])[name]
-        buffer = model.buffers[bias.buffer]
-        values = np.frombuffer(bytes(buffer.data), np.int32).astype(np.int64)
-        step = np.round(-mean / np.asarray(bias.quantization.scale, np.float64)).astype(np.int64)
-        changed += int(np.count_nonzero(step))
-        values = np.clip(values + step, -2**31, 2**31 - 1).astype(np.int32)
-        buffer.data = np.frombuffer(values.tobytes(), np.uint8)
-    corrected = flatbuffer.write(model)
-    after = channel_means(corrected, [t[0] for t in targets])
-    ratio = lambda means: float(np.median([np.abs(m).mean() for m in means.values()]))  # noqa: E731
-    return corrected, {"ops": len(targets), "channels_changed": changed,
-                       "median_abs_channel_mean_error": [ratio(before), ratio(after)]}
 
 
 def time_file(path: str, runs: int) -> None:
@@ -216,7 +146,8 @@ def main(args) -> None:
         "int8-fallback": EXPORT + ["--quantization", "int8", *common, "--float-layers",
                                    "stem,stage1,stage2", "--output", out("int8-fallback")],
     }
-    for method in ("mse", "bias", "mse-bias") + (("qat",) if args.qat_epochs else ()):
+    for method in ("mse", "bias", "mse-bias", "eq-mse", "eq-mse-bias") + (
+            ("qat",) if args.qat_epochs else ()):
         variants[f"int8-{method}"] = [
             sys.executable, __file__, "--method", method, "--model", args.model,
             "--train-list", args.train_list, "--held-out", args.held_out,
@@ -267,7 +198,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=300, help="Timed runs per process.")
     parser.add_argument("--cycles", type=int, default=6)
     parser.add_argument("--time", help=argparse.SUPPRESS)
-    parser.add_argument("--method", choices=["mse", "bias", "mse-bias", "qat"],
+    parser.add_argument("--method", choices=["mse", "bias", "mse-bias", "eq-mse", "eq-mse-bias",
+                                             "qat"],
                         help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.time:
