@@ -92,7 +92,8 @@ def test_training_learns_from_scratch(tinted_records, tmp_path):
     output = tmp_path / "run"
     result = _train_cli(f"--train-data={tinted_records['train']}",
                         f"--val-data={tinted_records['val']}", f"--output={output}",
-                        "--epochs=8", "--lr=0.01", "--noaugment", "--dropout-rate=0",
+                        "--epochs=4", "--steps-per-epoch=16", "--lr=0.01", "--noaugment",
+                        "--dropout-rate=0",
                         *LEARN_FLAGS, timeout=900, info_logs=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "oneDNN custom operations" in result.stderr  # TensorFlow's INFO lines are there

@@ -142,26 +142,17 @@ def test_tflite_export_agrees_with_keras(model, model_dir, clips, tmp_path):
     with pytest.raises(ValueError, match="has 2 names but .* predicts 3 classes"):
         load_predictor(path, labels=["a", "b"])
 
-    # Without embedded names, the labels file beside the model names the classes.
+    # Without embedded names, the labels file beside the model names the classes. This
+    # file takes `--input-layout stacked` (S, S, 3T) input: the predictor still takes pixel
+    # clips (the runner stacks them) and gives the frames file's probabilities.
     bare = tmp_path / "bare.tflite"
-    export_tflite(model, bare)
+    export_tflite(model, bare, input_layout="stacked")
     assert load_predictor(bare).label(1) == "class 1"
     (tmp_path / "bare.labels.txt").write_text("\n".join(NAMES) + "\n")
-    assert load_predictor(bare).class_names == NAMES
-    os.remove(tmp_path / "bare.labels.txt")
-    assert load_predictor(bare).settings == ClipSettings(FRAMES, 4, SIZE, 73)
-
-
-@pytest.mark.slow
-def test_stacked_tflite_export_gives_the_frames_export_probabilities(model, clips, tmp_path):
-    """A `--input-layout stacked` file takes the same pixel clips (the runner stacks them)."""
-    from keras_squeezetime.tflite.export import export_tflite
-
-    paths = {layout: export_tflite(model, tmp_path / f"{layout}.tflite", class_names=NAMES,
-                                   input_layout=layout).path for layout in ("frames", "stacked")}
-    frames, stacked = (load_predictor(paths[layout]) for layout in ("frames", "stacked"))
-    assert stacked.settings == frames.settings and stacked.class_names == NAMES
+    stacked = load_predictor(bare)
+    assert stacked.class_names == NAMES
     # The stem sums its channels in another order; this model amplifies that rounding to
     # 1.2e-5 (tests/tflite checks 1e-5 on a model that does not amplify it).
-    np.testing.assert_allclose(stacked.predict_clips(clips), frames.predict_clips(clips),
-                               atol=3e-5)
+    np.testing.assert_allclose(stacked.predict_clips(clips), probabilities, atol=3e-5)
+    os.remove(tmp_path / "bare.labels.txt")
+    assert load_predictor(bare).settings == ClipSettings(FRAMES, 4, SIZE, 73)
