@@ -18,19 +18,11 @@ their ratio, the op counts and the largest output difference (JSON last).
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
-
-
-def _ops(model_bytes: bytes) -> dict[str, int]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=model_bytes)
-    return dict(collections.Counter(op["op_name"] for op in interpreter._get_ops_details()))
 
 
 def _probabilities(model_bytes: bytes, clip):
@@ -61,6 +53,7 @@ def main() -> None:
 
     from keras_squeezetime import SqueezeTime
     from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.model_ops import op_counts
 
     shape = (1, args.frames, args.size, args.size, 3)
     clip = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
@@ -89,7 +82,7 @@ def main() -> None:
                   f" frozen {times['frozen'][-1]:.1f} s", flush=True)
 
     medians = {route: statistics.median(values) for route, values in times.items()}
-    ops = {route: _ops(data) for route, data in files.items()}
+    ops = {route: op_counts(data) for route, data in files.items()}
     difference = float(np.abs(_probabilities(files["saved_model"], clip)
                               - _probabilities(files["frozen"], clip)).max())
     print(f"median: saved model {medians['saved_model']:.1f} s, frozen {medians['frozen']:.1f} s,"

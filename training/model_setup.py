@@ -92,8 +92,8 @@ def compile_for_training(model: keras.Model, recipe: Recipe, batch_size: int,
     builds the optimizer (call inside the strategy's scope).
 
     Keras otherwise builds the optimizer inside the first traced step, and a step that
-    creates variables is traced twice: building it here halves the first step's wait
-    (34 s -> 20 s for width 0.25 at 8x64x64 on 2 cores).
+    creates variables is traced twice: building it here shortens the first step's wait
+    (`benchmarks/first_step.py`; figures in docs/training.md, "The first step").
     """
     model.compile(
         optimizer=make_optimizer(recipe, batch_size, steps_per_epoch),
