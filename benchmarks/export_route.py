@@ -1,15 +1,14 @@
-"""What a float32 LiteRT conversion costs by route: the SavedModel route `export_tflite`
-takes, against converting a frozen concrete function of the same model.
+"""What a float32 LiteRT conversion costs by route: `export_tflite`, which converts the
+frozen serving function, against the SavedModel route it used before.
 
-`export_tflite` writes a SavedModel (Keras' `ExportArchive`, with its variable saver
-functions) that the converter then loads, twice in TF 2.21 (once only for debug info).
-The frozen route (`TFLiteConverter.from_concrete_functions` with
-`experimental_lower_to_saved_model = False`) converts the traced graph with its variables
-folded to constants. The frozen file has no SignatureDef and its fused tensor names may
-carry names of shared constants, which is why the exporter does not use it (yet): this
-script measures what switching would save. Both routes run in this process, in turn,
-for --cycles cycles (a fresh model each time, so nothing is cached); prints the medians,
-their ratio, the op counts and the largest output difference (JSON last).
+The SavedModel route writes the model with Keras' `ExportArchive` (variables and their
+saver functions) and has the converter load it (twice in TF 2.21, once only for debug
+info). `export_tflite` traces the serving function once and converts it with the
+variables folded to constants (`TFLiteConverter.from_concrete_functions` with
+`experimental_lower_to_saved_model = False`), then writes the signature and metadata into
+the flatbuffer. Both run in this process, in turn, for --cycles cycles (a fresh model each
+time, so nothing is cached); prints the medians, their ratio, the op counts and the
+largest difference in probabilities (JSON last).
 
     python benchmarks/export_route.py                    # width 0.25, 4x64x64, 5 classes
     python benchmarks/export_route.py --width 1 --frames 16 --size 224 --classes 400
@@ -26,16 +25,29 @@ from pathlib import Path
 
 
 def _probabilities(model_bytes: bytes, clip):
-    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model_bytes)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], clip)
-    interpreter.invoke()
-    outputs = [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
-    # The probabilities: the output whose rows sum to 1.
-    return next(o for o in outputs if np.allclose(o.sum(axis=-1), 1.0, atol=1e-4))
+    runner = interpreter.get_signature_runner("serving_default")
+    return runner(video=clip)["probabilities"]
+
+
+def _saved_model_route(model, shape) -> bytes:
+    """The former route: an `ExportArchive` SavedModel, loaded by the converter."""
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as folder:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serving_default",
+            lambda video: {"probabilities": model(video, training=False)},
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="video")])
+        archive.write_out(folder, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder, ["serving_default"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter.convert()
 
 
 def main() -> None:
@@ -49,7 +61,6 @@ def main() -> None:
 
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from keras_squeezetime import SqueezeTime
     from keras_squeezetime.tflite.export import export_tflite
@@ -65,21 +76,16 @@ def main() -> None:
             model = SqueezeTime(input_shape=shape[1:], num_classes=args.classes,
                                 width_multiplier=args.width)
             started = time.perf_counter()
-            path = Path(folder) / "saved_model_route.tflite"
-            export_tflite(model, path)
+            files["saved_model"] = _saved_model_route(model, shape)
             times["saved_model"].append(time.perf_counter() - started)
-            files["saved_model"] = path.read_bytes()
 
             started = time.perf_counter()
-            function = tf.function(lambda video: model(video, training=False))
-            concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32))
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-            converter.experimental_lower_to_saved_model = False
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            files["frozen"] = converter.convert()
+            path = Path(folder) / "export_tflite.tflite"
+            export_tflite(model, path)
             times["frozen"].append(time.perf_counter() - started)
+            files["frozen"] = path.read_bytes()
             print(f"cycle {cycle + 1}/{args.cycles}: saved model {times['saved_model'][-1]:.1f} s,"
-                  f" frozen {times['frozen'][-1]:.1f} s", flush=True)
+                  f" export_tflite (frozen) {times['frozen'][-1]:.1f} s", flush=True)
 
     medians = {route: statistics.median(values) for route, values in times.items()}
     ops = {route: op_counts(data) for route, data in files.items()}

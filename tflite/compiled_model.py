@@ -6,9 +6,12 @@ twin of the Kotlin `CompiledModel` of `com.google.ai.edge.litert`. The harness r
 file through it and reports how far its outputs are from the interpreter's.
 
 CPU options reach XNNPACK: `force_fp16=True` passes its FORCE_FP16 flag, which computes
-every float operator in fp16 whatever the file allows (emulated on x86 CPUs: each
-operation rounded to fp16), the way to measure what fp16 arithmetic does to a model on a
-machine without native fp16 arithmetic.
+every float operator in fp16 whatever the file allows: the way to measure on a desktop
+what fp16 arithmetic does to a model on a phone. On CPUs with fp16 vector arithmetic (x86
+with AVX512-FP16, ARMv8.2-A and later) products accumulate in fp16 as on a phone; on
+others (AMD EPYC, older Intel) XNNPACK emulates it, every tensor rounded to fp16 but sums
+accumulated in fp32, a little closer to float32 than a phone: `cpu_has_fp16_arithmetic`
+tells which.
 """
 
 from __future__ import annotations
@@ -21,6 +24,27 @@ from keras_squeezetime.tflite.signature import SIGNATURE_KEY
 from keras_squeezetime.tflite.tensor_quantization import dequantize_output
 
 ACCELERATORS = ("cpu", "gpu")
+
+# /proc/cpuinfo flags of the fp16 vector arithmetic XNNPACK has kernels for.
+_FP16_FLAGS = {"avx512_fp16", "asimdhp"}
+
+
+def cpu_has_fp16_arithmetic() -> bool:
+    """Whether XNNPACK accumulates in fp16 on this CPU under `force_fp16` (else it emulates).
+
+    Read from the Linux CPU flags (AVX512-FP16 on x86, the ARMv8.2-A half-precision
+    extension `asimdhp` on ARM); Apple silicon has it too. False where neither tells.
+    """
+    import platform
+
+    if platform.system() == "Darwin":
+        return platform.machine() == "arm64"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            return any(_FP16_FLAGS.intersection(line.split())
+                       for line in handle if line.startswith(("flags", "Features")))
+    except OSError:
+        return False
 
 
 class CompiledModelRunner:

@@ -8,8 +8,10 @@ and `logits` (float32 unless integer outputs are asked).
 Only builtin LiteRT ops are allowed: an op that would need the Flex delegate (full
 TensorFlow, absent from the phone runtime) fails the export, named.
 
-Conversion goes through a temporary SavedModel (`keras.export.ExportArchive`), the route
-that names the signature's tensors. The converter leaks memory on every call in TF
+Conversion starts from the serving function traced once with the variables frozen into it
+(`TFLiteConverter.from_concrete_functions` without lowering to a SavedModel: about a sixth
+of the SavedModel route's time, same ops, see `benchmarks/export_route.py`); the signature
+is written into the flatbuffer afterwards. The converter leaks memory on every call in TF
 2.20/2.21: convert many variants in separate processes.
 """
 
@@ -166,20 +168,19 @@ def export_tflite(
 
     output = os.path.abspath(os.fspath(output))
     os.makedirs(os.path.dirname(output), exist_ok=True)
+    # int8 takes uint8 by quantising a float input (scale 1), not by a cast in the graph.
+    graph = ServingGraph(graph_model, input_shape,
+                         "float32" if quantization == "int8" else input_type)
     workdir = tempfile.mkdtemp(prefix=".export-", dir=os.path.dirname(output))
     try:
-        saved_model = os.path.join(workdir, "saved_model")
-        # int8 takes uint8 by quantising a float input (scale 1), not by a cast in the graph.
-        graph_input = "float32" if quantization == "int8" else input_type
-        _write_saved_model(graph_model, saved_model, input_shape, graph_input)
         int8_report = None
         if target_agreement is not None:
             model_bytes, int8_report = _agreeing_int8(
-                saved_model, input_type, clips, calibration, held_out, integer_output,
+                graph, input_type, clips, calibration, held_out, integer_output,
                 target_agreement)
         else:
             model_bytes = _convert(
-                saved_model, quantization, input_type, calibration, integer_output, float_layers
+                graph, quantization, input_type, calibration, integer_output, float_layers
             )
             model_bytes = finish_converted(
                 model_bytes, bool(float_layers) and float_layers_weights == "int8", input_type)
@@ -231,24 +232,16 @@ def calibrated_model(model, clips: np.ndarray, input_layout: str = "frames") -> 
     pixel clips `(N, T, S, S, 3)` in [0, 255]; the model is used as given (fold it first
     to match an export).
     """
-    import tensorflow as tf
-
     from keras_squeezetime.tflite import input_layout as layouts
     from keras_squeezetime.tflite.int8_quantization import calibrate
 
     clip_shape = _clip_shape(model)
     packed = layouts.pack(_calibration_array(clips, (1, *clip_shape)), input_layout)
     graph_model = layouts.stacked_model(model) if input_layout == layouts.STACKED else model
-    workdir = tempfile.mkdtemp(prefix=".calibrate-")
-    try:
-        saved_model = os.path.join(workdir, "saved_model")
-        _write_saved_model(graph_model, saved_model,
-                           layouts.tensor_shape(clip_shape, input_layout), "float32")
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, [SIGNATURE_KEY])
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        return calibrate(converter, packed, np.float32)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    graph = ServingGraph(graph_model, layouts.tensor_shape(clip_shape, input_layout), "float32")
+    converter = graph.converter()
+    _set_up_int8(converter)
+    return graph.signed(_run_converter(lambda: calibrate(converter, packed, np.float32)))
 
 
 def _head(model):
@@ -283,32 +276,65 @@ def _probabilities(head_activation: Callable, logits):
     return head_activation(logits)
 
 
-def _write_saved_model(model, path: str, input_shape, input_type: str) -> None:
-    import keras
-    import tensorflow as tf
+class ServingGraph:
+    """The model's serving function, traced once: what every conversion of an export starts
+    from, and the signature its converted files get.
 
-    head = _head(model)
-    activation = head.activation
+    The function takes `video` (`input_shape`, `input_type`) and returns the probabilities
+    and the logits; the converter freezes the model's variables into it.
+    """
 
-    def serve(video):
-        logits = model(video, training=False)
-        return {OUTPUT_NAME: _probabilities(activation, logits), LOGITS_NAME: logits}
+    def __init__(self, model, input_shape, input_type: str):
+        import keras
+        import tensorflow as tf
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    # The head applies `activation` at call time: tracing with a linear head gives logits,
-    # from which both outputs are computed; the user's model is restored afterwards.
-    # Tracing may happen as late as write_out, so the head stays linear until then.
-    head.activation = keras.activations.linear
-    try:
-        archive.add_endpoint(
-            SIGNATURE_KEY,
-            serve,
-            input_signature=[tf.TensorSpec(input_shape, getattr(tf, input_type), name=INPUT_NAME)],
-        )
-        archive.write_out(path, verbose=False)
-    finally:
-        head.activation = activation
+        head = _head(model)
+        activation = head.activation
+
+        @tf.function
+        def serve(video):
+            logits = model(video, training=False)
+            return _probabilities(activation, logits), logits
+
+        # The head applies `activation` at call time: tracing with a linear head gives
+        # logits, from which both outputs are computed; the user's model is restored after.
+        head.activation = keras.activations.linear
+        try:
+            self.function = serve.get_concrete_function(
+                tf.TensorSpec(input_shape, getattr(tf, input_type), name=INPUT_NAME))
+        finally:
+            head.activation = activation
+        self.model = model
+        # The converter names the outputs after the function's output tensors.
+        self.output_tensors = {name: tensor.name.split(":")[0] for name, tensor
+                               in zip((OUTPUT_NAME, LOGITS_NAME), self.function.outputs)}
+
+    def converter(self):
+        """A fresh `TFLiteConverter` of the frozen function (builtin ops, no optimisation)."""
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([self.function], self.model)
+        # Convert the frozen graph as it is: lowering it to a SavedModel first (the default)
+        # writes and reloads the variables, several times slower for the same ops.
+        converter.experimental_lower_to_saved_model = False
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter
+
+    def signed(self, model_bytes: bytes) -> bytes:
+        """`model_bytes`, a conversion of this graph, with the `serving_default` signature."""
+        from keras_squeezetime.tflite import flatbuffer
+
+        model = flatbuffer.read(model_bytes)
+        subgraph = model.subgraphs[0]
+        outputs = {subgraph.tensors[i].name.decode(): int(i) for i in subgraph.outputs}
+        missing = sorted(set(self.output_tensors.values()) - set(outputs))
+        if len(subgraph.inputs) != 1 or missing:
+            raise RuntimeError(f"The converted graph has inputs {list(subgraph.inputs)} and "
+                               f"outputs {sorted(outputs)}; expected one input and {missing}.")
+        flatbuffer.set_signature(
+            model, SIGNATURE_KEY, {INPUT_NAME: int(subgraph.inputs[0])},
+            {name: outputs[tensor] for name, tensor in self.output_tensors.items()})
+        return flatbuffer.write(model)
 
 
 def _calibration_array(dataset, input_shape) -> np.ndarray:
@@ -327,7 +353,7 @@ def _calibration_array(dataset, input_shape) -> np.ndarray:
 
 
 def _convert(
-    saved_model: str,
+    graph: ServingGraph,
     quantization: str,
     input_type: str,
     calibration: np.ndarray | None,
@@ -336,9 +362,7 @@ def _convert(
 ) -> bytes:
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, [SIGNATURE_KEY])
-    builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.target_spec.supported_ops = builtins
+    converter = graph.converter()
     if quantization in ("float16", "float16-compute"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -349,14 +373,16 @@ def _convert(
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantization == "int8":
-        from keras_squeezetime.tflite.int8_quantization import full_integer_model
+        from keras_squeezetime.tflite.int8_quantization import calibrate, quantize
 
         _set_up_int8(converter)
         # Calibrate, then quantise: the route that can keep chosen layers float and give
         # a uint8 input quantised with scale 1 (raw pixel bytes, no cast in the model).
-        return _run_converter(lambda: full_integer_model(
-            converter, calibration, float_layers, input_type, integer_output))
-    return _run_converter(converter.convert)
+        calibrated = graph.signed(
+            _run_converter(lambda: calibrate(converter, calibration, np.float32)))
+        return _run_converter(lambda: quantize(calibrated, float_layers, input_type,
+                                               integer_output))
+    return graph.signed(_run_converter(converter.convert))
 
 
 def _set_up_int8(converter) -> None:
@@ -383,20 +409,19 @@ def finish_converted(model_bytes: bytes, hybrid: bool, input_type: str) -> bytes
     return model_bytes
 
 
-def _agreeing_int8(saved_model: str, input_type: str, clips: np.ndarray, calibration: np.ndarray,
+def _agreeing_int8(graph: ServingGraph, input_type: str, clips: np.ndarray, calibration: np.ndarray,
                    held_out: np.ndarray, integer_output: bool, target: float) -> tuple[bytes, dict]:
     """`(finished int8 model, report dict)` from `int8_agreement.agreeing_int8_model`.
 
     `clips`/`held_out` are pixel clips; `calibration` is `clips` in the graph's layout.
     """
-    import tensorflow as tf
-
     from keras_squeezetime.tflite import int8_agreement
     from keras_squeezetime.tflite.int8_quantization import calibrate, quantize
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, [SIGNATURE_KEY])
+    converter = graph.converter()
     _set_up_int8(converter)
-    calibrated = _run_converter(lambda: calibrate(converter, calibration, np.float32))
+    calibrated = graph.signed(
+        _run_converter(lambda: calibrate(converter, calibration, np.float32)))
 
     def to_int8(model: bytes, denied: Sequence[str]) -> bytes:
         return _run_converter(lambda: quantize(model, (), input_type, integer_output,

@@ -1,9 +1,9 @@
 """Reading and rewriting LiteRT flatbuffers: the one module that walks the schema.
 
-The rewrites of this package (input ops, hybrid kernels, metadata, pinned input ranges)
-and its readers (op counts, float ops, tensor names) all go through these helpers, over
-the object API of the generated schema (`compat.schema()`): `read` unpacks a model into
-mutable `ModelT` objects, `write` packs it back.
+The rewrites of this package (input ops, hybrid kernels, metadata, signatures, pinned
+input ranges) and its readers (op counts, float ops, tensor names) all go through these
+helpers, over the object API of the generated schema (`compat.schema()`): `read` unpacks
+a model into mutable `ModelT` objects, `write` packs it back.
 """
 
 from __future__ import annotations
@@ -52,6 +52,22 @@ def signature_outputs(model, index: int = 0) -> dict[str, int]:
     """`{output name: tensor index}` of the model's signature `index` (`serving_default`)."""
     signature = model.signatureDefs[index]
     return {output.name.decode(): int(output.tensorIndex) for output in signature.outputs}
+
+
+def set_signature(model, key: str, inputs: dict[str, int], outputs: dict[str, int]) -> None:
+    """Makes `key` the model's only signature (of subgraph 0), `{name: tensor index}` each."""
+    schema = compat.schema()
+
+    def tensor_map(name: str, index: int):
+        entry = schema.TensorMapT()
+        entry.name, entry.tensorIndex = name, int(index)
+        return entry
+
+    signature = schema.SignatureDefT()
+    signature.signatureKey, signature.subgraphIndex = key, 0
+    signature.inputs = [tensor_map(name, index) for name, index in inputs.items()]
+    signature.outputs = [tensor_map(name, index) for name, index in outputs.items()]
+    model.signatureDefs = [signature]
 
 
 def opcode_index(model, builtin: str) -> int:

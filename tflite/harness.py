@@ -16,8 +16,10 @@ and a plot). Keys of a report:
 - `compiled_model`: `{"max_abs_diff", "clips"}`: the CompiledModel API's outputs against
   the interpreter's;
 - for `float16-compute` files, `fp16_arithmetic`: the quality metrics with XNNPACK forced
-  to compute in fp16, what a phone with fp16 arithmetic does with the file (emulated on
-  x86; without it desktop XNNPACK computes such a file in fp32);
+  to compute in fp16, what a phone with fp16 arithmetic does with the file (unforced,
+  desktop XNNPACK computes such a file in fp32), and `fp16_accumulation`: whether sums
+  accumulated in fp16 as on a phone, or in fp32 (emulation on a CPU without fp16
+  arithmetic, see `compiled_model`);
 - with `gpu=True`, `gpu`: `gpu_compatibility.gpu_accelerator_check`.
 """
 
@@ -88,7 +90,7 @@ def evaluate(
       FileNotFoundError: a file or the data is missing.
     """
     from keras_squeezetime.tflite import calibration, report
-    from keras_squeezetime.tflite.compiled_model import CompiledModelRunner
+    from keras_squeezetime.tflite.compiled_model import CompiledModelRunner, cpu_has_fp16_arithmetic
     from keras_squeezetime.tflite.interpreter import LiteRTModel
     from keras_squeezetime.tflite.measurement import measure_latency, peak_memory_bytes
 
@@ -121,8 +123,10 @@ def evaluate(
         }
         if entry["quantization"] == "float16-compute":
             fp16 = CompiledModelRunner(model, "cpu", force_fp16=True)
-            entry["fp16_arithmetic"] = report.quality_metrics(
-                fp16.scores(clips), labels, ref if ref is not None else scores)
+            entry["fp16_arithmetic"] = {
+                **report.quality_metrics(fp16.scores(clips), labels,
+                                         ref if ref is not None else scores),
+                "fp16_accumulation": cpu_has_fp16_arithmetic()}
         if memory:
             entry["peak_memory_bytes"] = peak_memory_bytes(model.path, threads)
         if gpu:

@@ -32,10 +32,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from keras_squeezetime.tflite import fused_names
+
 logger = logging.getLogger(__name__)
 
 # A unit's tensors: those under one block (stageN_blockM), the stem, or the head.
-_BLOCK = re.compile(r"(?:^|/)(stage\d+_block\d+)(?:_\d+)?/")
 _STEM = re.compile(r"(?:^|/)(stem|pool)_")
 _HEAD = re.compile(r"(?:^|/)head(?:_\d+)?/")
 
@@ -74,12 +75,14 @@ class AgreementReport:
 
 def unit_of(tensor_name: str) -> str | None:
     """The unit (`stem`, `stageN_blockM`, `head`) a tensor name belongs to, or None."""
-    block = _BLOCK.search(tensor_name)
+    paths = fused_names.op_paths(tensor_name)
+    block = fused_names.block_of(paths[0]) if paths else None
     if block:
-        return block.group(1)
-    if _STEM.search(tensor_name):
+        return block
+    located = ";".join(paths)
+    if _STEM.search(located):
         return "stem"
-    if _HEAD.search(tensor_name):
+    if _HEAD.search(located):
         return "head"
     return None
 

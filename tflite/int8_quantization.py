@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from keras_squeezetime.tflite import compat, flatbuffer
+from keras_squeezetime.tflite import compat, flatbuffer, fused_names
 
 
 def calibrate(converter, clips: np.ndarray, dtype) -> bytes:
@@ -94,22 +94,18 @@ def quantize(
     )
 
 
-def full_integer_model(converter, clips, float_layers=(), input_type="float32",
-                       integer_output=False) -> bytes:
-    """`quantize(calibrate(...))`: the int8 conversion of `export_tflite`."""
-    calibrated = calibrate(converter, clips, np.float32)
-    return quantize(calibrated, float_layers, input_type, integer_output)
-
-
 def _matches(tensor: str, layer: str) -> bool:
     # Tensor names follow the Keras call path, e.g. ".../stage1_block1_1/ctl_1/ioi_1/...":
-    # compare path components with the "_1" call suffixes stripped.
+    # compare path components with the "_1" call suffixes stripped, over the paths that
+    # locate the op (`fused_names.op_paths`: not a merged constant's name from elsewhere).
     # The first component may also name a group: "stage1" covers stage1_block1..3 and
     # "stem" covers stem_conv and stem_bias.
-    parts = [p.rsplit("_", 1)[0] if p.rsplit("_", 1)[-1].isdigit() else p for p in tensor.split("/")]
     first, *rest = layer.strip("/").split("/")
-    return any(
-        (parts[i] == first or parts[i].startswith(first + "_"))
-        and parts[i + 1 : i + 1 + len(rest)] == rest
-        for i in range(len(parts) - len(rest))
-    )
+    for path in fused_names.op_paths(tensor):
+        parts = [p.rsplit("_", 1)[0] if p.rsplit("_", 1)[-1].isdigit() else p
+                 for p in path.split("/")]
+        if any((parts[i] == first or parts[i].startswith(first + "_"))
+               and parts[i + 1 : i + 1 + len(rest)] == rest
+               for i in range(len(parts) - len(rest))):
+            return True
+    return False

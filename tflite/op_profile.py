@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from keras_squeezetime.tflite import flatbuffer
+from keras_squeezetime.tflite.fused_names import op_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +156,11 @@ def group_of_tensor(name: str) -> str:
 
     Tensor names follow the Keras call path, e.g. `squeezetime_1/stage1_block1_1/ctl_1/...`
     (call suffixes `_1` are stripped); a fused op's name lists several paths, `;`-separated,
-    and the first that names a layer decides.
+    and the first that names a layer decides (of those that locate the op, `op_paths`).
     """
     from keras_squeezetime.architecture import layer_group
 
-    for path in name.split(";"):
+    for path in op_paths(name):
         for part in path.split("/"):
             stripped = re.sub(r"_\d+$", "", part)
             try:

@@ -40,8 +40,11 @@ def test_reports_quality_parity_and_the_compiled_model_api(reports):
 
 def test_fp16_arithmetic_differs_from_fp32_arithmetic(reports):
     """The forced-fp16 run is a different computation (else the metric would be vacuous)."""
+    from keras_squeezetime.tflite.compiled_model import cpu_has_fp16_arithmetic
+
     _, f16c = reports
     fp16 = f16c["fp16_arithmetic"]
+    assert fp16["fp16_accumulation"] == cpu_has_fp16_arithmetic()
     assert fp16["clips"] == 8 and fp16["logit_cosine"] >= 0.99
     assert fp16["logit_max_abs_error"] > f16c["logit_max_abs_error"]
 
