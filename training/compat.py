@@ -10,7 +10,9 @@ Training needs a few internals that have no public form in Keras 3.15 / TensorFl
 - `variable_index`: `Optimizer._get_variable_index` (slot lookup in `update_step`);
 - `ClipAfterAllReduce`: the optimizer hooks `_clip_gradients`, `_backend_update_step`,
   `_all_reduce_sum_gradients`, `_distributed_tf_update_step`, Keras' `clip_by_global_norm`
-  and `tf.__internal__.distribute.interim.maybe_merge_call` (clip the summed gradient).
+  and `tf.__internal__.distribute.interim.maybe_merge_call` (clip the summed gradient);
+- `DecayAtOneLearningRate`: the optimizer hooks `_apply_weight_decay`, `_use_weight_decay`
+  and `_distribution_strategy` (the learning-rate schedule evaluated once per step).
 
 `missing_internals()` lists the internals that are gone; importing this module with other
 versions than `TESTED_KERAS` / `TESTED_TENSORFLOW` logs a warning naming them, and
@@ -49,6 +51,8 @@ def missing_internals() -> list[str]:
         (keras.optimizers.Optimizer, "_distributed_tf_update_step",
          "Optimizer._distributed_tf_update_step"),
         (keras.optimizers.Optimizer, "_get_variable_index", "Optimizer._get_variable_index"),
+        (keras.optimizers.Optimizer, "_apply_weight_decay", "Optimizer._apply_weight_decay"),
+        (keras.optimizers.Optimizer, "_use_weight_decay", "Optimizer._use_weight_decay"),
     ]
     missing = [name for owner, attribute, name in needed if not hasattr(owner, attribute)]
     for module, attribute in (
@@ -181,6 +185,38 @@ class ClipAfterAllReduce:
             grads_and_vars,
             learning_rate,
         )
+
+
+class DecayAtOneLearningRate:
+    """Optimizer mixin: decoupled weight decay with the learning rate evaluated once a step.
+
+    Keras' TensorFlow optimizer evaluates `self.learning_rate`, a schedule, again for every
+    variable it decays: the traced step holds one copy of the schedule per variable (445
+    for SqueezeTime), a third of the first step's tracing. This decays every variable with
+    one evaluation, as Keras does otherwise (same variables, same arithmetic, under any
+    strategy). Other backends keep Keras' own. Put it before the Keras optimizer in the
+    bases.
+    """
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None or keras.backend.backend() != "tensorflow":
+            return super()._apply_weight_decay(variables)
+        import tensorflow as tf
+
+        def decay_all(distribution, variables):
+            learning_rate = self.learning_rate  # cross-replica context: once per step
+
+            def decay(variable):
+                if self._use_weight_decay(variable):
+                    variable.assign_sub(variable * tf.cast(self.weight_decay, variable.dtype)
+                                        * tf.cast(learning_rate, variable.dtype))
+
+            for variable in variables:
+                value = variable.value if isinstance(variable, keras.Variable) else variable
+                distribution.extended.update(value, decay, group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            decay_all, self._distribution_strategy, variables)
 
 
 def _warn_at_import() -> None:

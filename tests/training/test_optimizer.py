@@ -1,4 +1,4 @@
-"""TorchSGD's parts one at a time, against updates written out by hand.
+"""TorchSGD's parts one at a time, against updates written out by hand; AdamW's decay.
 
 tests/training/test_schedules.py checks a whole step (clipping, coupled decay, multipliers
 and a schedule together) against a NumPy PyTorch SGD; here each part is isolated.
@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_squeezetime.training.optimizer import TorchSGD
+from keras_squeezetime.training.optimizer import AdamW, TorchSGD
 
 
 def _steps(optimizer, initial, grads):
@@ -79,3 +79,40 @@ def test_float64_variable_with_float32_gradient_and_rate():
     TorchSGD(0.5, momentum=0.5).apply_gradients(
         [(keras.ops.convert_to_tensor(np.array([0.25], np.float32)), w)])
     assert keras.ops.convert_to_numpy(w).tolist() == [0.875]
+
+
+class _CountingSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """0.5 * 0.5 ** step, counting its evaluations (each one is a copy in a traced step)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, step):
+        self.calls += 1
+        return 0.5 * keras.ops.power(0.5, keras.ops.cast(step, "float32"))
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_adamw_decays_with_the_step_learning_rate_evaluated_once(traced):
+    import tensorflow as tf
+
+    # Zero gradients: Adam's update is 0 / (0 + eps) = 0, so only the decoupled decay acts:
+    # w <- w (1 - wd lr(step)) with wd 0.5 and lr 0.5, 0.25, 0.125 at steps 0, 1, 2:
+    # 8 * 0.75 = 6, 6 * 0.875 = 5.25, 5.25 * 0.9375 = 4.921875 (exact in float32).
+    schedule = _CountingSchedule()
+    optimizer = AdamW(schedule, weight_decay=0.5)
+    variables = [keras.Variable(np.full((2,), 8.0, np.float32), name=f"w{i}") for i in range(3)]
+    optimizer.build(variables)
+    zeros = [tf.zeros((2,)) for _ in variables]
+
+    def step():
+        optimizer.apply_gradients(zip(zeros, variables))
+
+    step = tf.function(step) if traced else step
+    for _ in range(3):
+        step()
+    for variable in variables:
+        assert keras.ops.convert_to_numpy(variable).tolist() == [4.921875, 4.921875]
+    # Once for the decay and once for Adam's step, per step or per trace; Keras' own AdamW
+    # evaluates it once more per variable (3 here, 445 in SqueezeTime).
+    assert schedule.calls == (2 if traced else 6)
