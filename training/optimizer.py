@@ -108,13 +108,15 @@ class TorchSGD(compat.ClipAfterAllReduce, keras.optimizers.SGD):
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
-class AdamW(compat.DecayAtOneLearningRate, compat.ClipAfterAllReduce, keras.optimizers.AdamW):
+class AdamW(compat.DecayAtOneLearningRate, compat.AdamStepSizeOnce, compat.ClipAfterAllReduce,
+            keras.optimizers.AdamW):
     """Keras' AdamW (decoupled weight decay) with the gradient clip after the all-reduce.
 
     The `custom` recipe's optimizer. Clipping (`global_clipnorm`, off in that recipe) acts on
     the gradient summed over replicas, as on one device (see `compat.ClipAfterAllReduce`);
-    the decay uses one evaluation of the schedule per step (`compat.DecayAtOneLearningRate`:
-    the same values, a shorter first step).
+    the decay uses one evaluation of the schedule per step and Adam's step size is computed
+    once a step (`compat.DecayAtOneLearningRate`, `compat.AdamStepSizeOnce`: the same
+    values, a shorter first step).
     """
 
     def __init__(self, learning_rate=0.001, weight_decay: float = 0.004,
