@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_squeezetime.training import compat
@@ -75,18 +76,26 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from keras_squeezetime.training.optimizer import TorchSGD
+from keras_squeezetime.training.optimizer import AdamW, TorchSGD
+from keras_squeezetime.training.schedules import WarmupCosineDecay
 
-x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
-y = np.random.default_rng(1).normal(size=(8, 3)).astype("float32") * 100
+x = np.random.default_rng(0).normal(size=(24, 4)).astype("float32")
+y = np.random.default_rng(1).normal(size=(24, 3)).astype("float32") * 100
 
 
-def one_step(strategy):
+def optimizer():
+    if sys.argv[1] == "sgd":
+        return TorchSGD(0.1, 0.9, global_clipnorm=1.0)
+    schedule = WarmupCosineDecay(0.1, steps_per_epoch=3, total_epochs=2, warmup_epochs=0.5)
+    return AdamW(schedule, weight_decay=0.05, global_clipnorm=1.0)
+
+
+def one_step(strategy):  # three steps of 8 clips
     with strategy.scope():
         keras.utils.set_random_seed(0)
         inputs = keras.Input((4,))
         model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-        model.compile(TorchSGD(0.1, 0.9, global_clipnorm=1.0), "mse")
+        model.compile(optimizer(), "mse")
     model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), verbose=0)
     return [v.numpy().tolist() for v in model.trainable_variables]
 
@@ -96,15 +105,17 @@ print("RESULT", json.dumps([one_step(tf.distribute.get_strategy()),
 """
 
 
-def test_clip_after_all_reduce_on_two_replicas_matches_one_device():
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_clip_after_all_reduce_on_two_replicas_matches_one_device(optimizer):
     """The summed gradient is clipped, as on one device (Keras clips each replica's half:
-    with a clip of 1 and large gradients its step would be twice as long)."""
+    with a clip of 1 and large gradients its step would be twice as long); AdamW's decay
+    and step size, computed once a step, act once per step on two replicas too."""
     import json
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-c", _TWO_REPLICAS], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run([sys.executable, "-c", _TWO_REPLICAS, optimizer], capture_output=True,
+                         text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     line = next(l for l in run.stdout.splitlines() if l.startswith("RESULT "))
     one, two = json.loads(line[len("RESULT "):])
