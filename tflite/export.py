@@ -233,15 +233,12 @@ def calibrated_model(model, clips: np.ndarray, input_layout: str = "frames") -> 
     to match an export).
     """
     from keras_squeezetime.tflite import input_layout as layouts
-    from keras_squeezetime.tflite.int8_quantization import calibrate
 
     clip_shape = _clip_shape(model)
     packed = layouts.pack(_calibration_array(clips, (1, *clip_shape)), input_layout)
     graph_model = layouts.stacked_model(model) if input_layout == layouts.STACKED else model
     graph = ServingGraph(graph_model, layouts.tensor_shape(clip_shape, input_layout), "float32")
-    converter = graph.converter()
-    _set_up_int8(converter)
-    return graph.signed(_run_converter(lambda: calibrate(converter, packed, np.float32)))
+    return graph.calibrated(packed)
 
 
 def _head(model):
@@ -320,6 +317,15 @@ class ServingGraph:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         return converter
 
+    def calibrated(self, clips: np.ndarray) -> bytes:
+        """The float conversion set up for int8, with calibration statistics on `clips`
+        (in the graph's input layout), signed: what the int8 quantiser starts from."""
+        from keras_squeezetime.tflite.int8_quantization import calibrate
+
+        converter = self.converter()
+        _set_up_int8(converter)
+        return self.signed(_run_converter(lambda: calibrate(converter, clips, np.float32)))
+
     def signed(self, model_bytes: bytes) -> bytes:
         """`model_bytes`, a conversion of this graph, with the `serving_default` signature."""
         from keras_squeezetime.tflite import flatbuffer
@@ -362,6 +368,14 @@ def _convert(
 ) -> bytes:
     import tensorflow as tf
 
+    if quantization == "int8":
+        from keras_squeezetime.tflite.int8_quantization import quantize
+
+        # Calibrate, then quantise: the route that can keep chosen layers float and give
+        # a uint8 input quantised with scale 1 (raw pixel bytes, no cast in the model).
+        calibrated = graph.calibrated(calibration)
+        return _run_converter(lambda: quantize(calibrated, float_layers, input_type,
+                                               integer_output))
     converter = graph.converter()
     if quantization in ("float16", "float16-compute"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -372,16 +386,6 @@ def _convert(
             compat.request_fp16_accumulation(converter)
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantization == "int8":
-        from keras_squeezetime.tflite.int8_quantization import calibrate, quantize
-
-        _set_up_int8(converter)
-        # Calibrate, then quantise: the route that can keep chosen layers float and give
-        # a uint8 input quantised with scale 1 (raw pixel bytes, no cast in the model).
-        calibrated = graph.signed(
-            _run_converter(lambda: calibrate(converter, calibration, np.float32)))
-        return _run_converter(lambda: quantize(calibrated, float_layers, input_type,
-                                               integer_output))
     return graph.signed(_run_converter(converter.convert))
 
 
@@ -416,12 +420,9 @@ def _agreeing_int8(graph: ServingGraph, input_type: str, clips: np.ndarray, cali
     `clips`/`held_out` are pixel clips; `calibration` is `clips` in the graph's layout.
     """
     from keras_squeezetime.tflite import int8_agreement
-    from keras_squeezetime.tflite.int8_quantization import calibrate, quantize
+    from keras_squeezetime.tflite.int8_quantization import quantize
 
-    converter = graph.converter()
-    _set_up_int8(converter)
-    calibrated = graph.signed(
-        _run_converter(lambda: calibrate(converter, calibration, np.float32)))
+    calibrated = graph.calibrated(calibration)
 
     def to_int8(model: bytes, denied: Sequence[str]) -> bytes:
         return _run_converter(lambda: quantize(model, (), input_type, integer_output,
