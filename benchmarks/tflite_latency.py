@@ -13,6 +13,12 @@ weights whose BN statistics come from a noise batch, so activation ranges look t
 are the result; absolute milliseconds move with the machine's load. The LiteRT files run
 in the Interpreter, the uint8-input ones also through the CompiledModel API (`--compiled_model`).
 
+The roof: one 3x3 convolution (28x28, 256 -> 256 channels, ReLU) exported as int8 and as
+float32 and timed with the LiteRT variants. Its multiply-adds per second are what XNNPACK's
+convolution kernels reach on this CPU; the GMAC/s column puts every model against it
+(SqueezeTime: multiply-adds counted by `keras_squeezetime.complexity`), and the last line
+gives the fastest an int8 SqueezeTime could run at the roof's rate, as a ratio to PyTorch.
+
 Usage:
   python benchmarks/tflite_latency.py --threads 2 --runs 30 --cycles 3 --workdir /tmp/tflite_bench \
       [--official_source /opt/official/SqueezeTime.py]
@@ -55,6 +61,8 @@ VARIANTS = ("float32:float32:frames", "float32:uint8:frames", "float32:uint8:sta
 COMPILED_VARIANTS = ("float32:uint8:frames", "float32:uint8:stacked", "int8:uint8:frames",
                      "int8:uint8:stacked")
 COMPILED = " (CompiledModel)"
+ROOF = (28, 256, 256, 3)  # one convolution: side, input channels, output channels, kernel
+ROOF_VARIANTS = ("roof:int8", "roof:float32")
 
 
 def _model():
@@ -92,9 +100,53 @@ def _variant_path(variant: str) -> str:
     return os.path.join(FLAGS.workdir, variant.replace(":", "_") + ".tflite")
 
 
+def _roof_bytes(quantization: str) -> bytes:
+    """One ReLU convolution of shape ROOF as a LiteRT model, int8 (int8 in/out) or float32."""
+    import keras
+    import tensorflow as tf
+
+    side, channels, filters, kernel = ROOF
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((side, side, channels), batch_size=1)
+    model = keras.Model(inputs, keras.layers.Conv2D(filters, kernel, padding="same",
+                                                    activation="relu")(inputs))
+    function = tf.function(lambda x: model(x)).get_concrete_function(
+        tf.TensorSpec((1, side, side, channels)))
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+    converter.experimental_lower_to_saved_model = False
+    if quantization == "int8":
+        noise = np.random.default_rng(0).uniform(0, 1, (4, 1, side, side, channels))
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x.astype(np.float32)] for x in noise)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def _roof_name(variant: str) -> str:
+    side, channels, filters, kernel = ROOF
+    return (f"roof: one {kernel}x{kernel} conv {side}x{side}, {channels}->{filters}, "
+            f"{variant.split(':')[1]}")
+
+
+def _roof_runner(path: str):
+    """Runs the roof's convolution once per call (a zero input set once, as time_invoke does)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=FLAGS.threads)
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]
+    interpreter.set_tensor(source["index"], np.zeros(source["shape"], source["dtype"]))
+    return interpreter.invoke
+
+
 def convert_one(variant: str) -> None:
     from keras_squeezetime.tflite.export import export_tflite
 
+    if variant.startswith("roof:"):
+        with open(_variant_path(variant), "wb") as handle:
+            handle.write(_roof_bytes(variant.split(":")[1]))
+        return
     quantization, input_type, layout = variant.split(":")
     clips = None
     if quantization == "int8":
@@ -118,6 +170,8 @@ def _runners(runtime: str) -> dict:
             if FLAGS.compiled_model and variant in COMPILED_VARIANTS:
                 compiled = CompiledModelRunner(model, "cpu")
                 runners[_litert_name(variant) + COMPILED] = lambda c=compiled: c.time_run(clip)
+        for variant in ROOF_VARIANTS:
+            runners[_roof_name(variant)] = _roof_runner(_variant_path(variant))
         return runners
     import tensorflow as tf
 
@@ -159,7 +213,7 @@ def main(argv):
         time_runtime(FLAGS.time_runtime)
         return
     os.makedirs(FLAGS.workdir, exist_ok=True)
-    for variant in VARIANTS:
+    for variant in VARIANTS + ROOF_VARIANTS:
         if not os.path.exists(_variant_path(variant)):
             start = time.time()
             subprocess.run([sys.executable, __file__, f"--convert_one={variant}",
@@ -182,18 +236,36 @@ def main(argv):
             print(f"cycle {cycle + 1}/{FLAGS.cycles}: timed {runtime}", flush=True)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     keras_ms, torch_ms = medians[KERAS], medians.get(TORCH)
+    model_macs = _squeezetime_multiply_adds()
+    side, channels, filters, kernel = ROOF
+    roof_macs = side * side * channels * filters * kernel * kernel
     print(f"\n{FLAGS.threads} threads, batch 1; {FLAGS.cycles} cycles, each runtime alone in its "
-          f"own process per cycle, {FLAGS.runs} runs per model per cycle\n")
-    print("| model | size MB | median ms | p90 ms | vs Keras |" + (" vs PyTorch fp32 |" if torch_ms else ""))
-    print("|---|---|---|---|---|" + ("---|" if torch_ms else ""))
+          f"own process per cycle, {FLAGS.runs} runs per model per cycle; SqueezeTime "
+          f"{model_macs / 1e9:.3f} G multiply-adds, the roof's convolution "
+          f"{roof_macs / 1e9:.3f} G\n")
+    print("| model | size MB | median ms | p90 ms | GMAC/s | vs Keras |"
+          + (" vs PyTorch fp32 |" if torch_ms else ""))
+    print("|---|---|---|---|---|---|" + ("---|" if torch_ms else ""))
     for name, t in times.items():
         variant = next((v for v in VARIANTS if name.replace(COMPILED, "") == _litert_name(v)), None)
         size = f"{os.path.getsize(_variant_path(variant)) / 1e6:.1f}" if variant else "-"
-        line = (f"| {name} | {size} | {medians[name]:.1f} | {np.percentile(t, 90):.1f} | "
-                f"{medians[name] / keras_ms:.2f}x |")
+        macs = roof_macs if name.startswith("roof:") else model_macs
+        line = (f"| {name} | {size} | {medians[name]:.2f} | {np.percentile(t, 90):.2f} | "
+                f"{macs / medians[name] / 1e6:.0f} | {medians[name] / keras_ms:.2f}x |")
         if torch_ms:
             line += f" {medians[name] / torch_ms:.2f}x |"
         print(line)
+    at_roof = model_macs / (roof_macs / medians[_roof_name("roof:int8")])
+    print(f"\nint8 SqueezeTime at the int8 roof's rate: {at_roof:.2f} ms"
+          + (f" = {at_roof / torch_ms:.3f}x PyTorch fp32" if torch_ms else ""))
+
+
+def _squeezetime_multiply_adds() -> float:
+    """Multiply-adds of one 16x224x224 clip through the default SqueezeTime."""
+    from keras_squeezetime import SqueezeTime
+    from keras_squeezetime.complexity import count_multiply_adds
+
+    return count_multiply_adds(SqueezeTime(weights=None))["total"]
 
 
 if __name__ == "__main__":
