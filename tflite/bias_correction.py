@@ -83,12 +83,14 @@ def correct_biases(model_bytes: bytes, float_graph: bytes,
     `median_abs_error` (median over ops of the mean |channel mean error|, before, after).
 
     Args:
-      model_bytes: a full-int8 model quantised from `float_graph`.
+      model_bytes: an int8 model quantised from `float_graph`; ops it keeps float
+        (`--float-layers`, hybrid or not) have their float bias corrected the same way.
       float_graph: the calibrated float graph (same tensor names).
       clips: `(N, T, S, S, 3)` calibration clips; the float values of every corrected op
         are kept in memory (N x its output size, float32).
     """
     model = flatbuffer.read(model_bytes)
+    float32 = flatbuffer.tensor_type("FLOAT32")
     targets = _targets(model, _names(float_graph))
     names = [name for name, _, _ in targets]
     relu = {name: fused for name, _, fused in targets}
@@ -100,6 +102,11 @@ def correct_biases(model_bytes: bytes, float_graph: bytes,
         mean = before[name] if position == 0 else _errors(
             flatbuffer.write(model), clips, [name], reference, relu)[name]
         buffer = model.buffers[bias.buffer]
+        if bias.type == float32:  # an op kept float (hybrid): its bias is the value itself
+            values = np.frombuffer(bytes(buffer.data), np.float32)
+            changed += int(np.count_nonzero(mean))
+            buffer.data = np.frombuffer((values - mean).astype(np.float32).tobytes(), np.uint8)
+            continue
         values = np.frombuffer(bytes(buffer.data), np.int32).astype(np.int64)
         step = np.round(-mean / np.asarray(bias.quantization.scale, np.float64)).astype(np.int64)
         changed += int(np.count_nonzero(step))

@@ -107,3 +107,32 @@ def test_equalization_keeps_the_float_function_and_evens_the_channels(graphs, cl
 
     # Quantised, the plain int8 graph: same ops, tensor types and shapes.
     assert _structure(quantize(equalized, input_type="uint8")) == _structure(int8)
+
+
+def test_bias_correction_corrects_the_float_ops_of_a_hybrid_model(graphs, clips):
+    """Ops kept float (`--float-layers`, hybrid int8 kernels) carry float biases: corrected by
+    the measured channel means themselves, beside the int8 ops' int32 biases."""
+    from keras_squeezetime.tflite import flatbuffer
+    from keras_squeezetime.tflite.bias_correction import channel_errors, correct_biases
+    from keras_squeezetime.tflite.export import finish_converted
+    from keras_squeezetime.tflite.int8_quantization import quantize
+
+    calibrated, _ = graphs
+    clips = clips[:8]
+    hybrid = finish_converted(quantize(calibrated, ["stage1"], "uint8"), True, "uint8")
+    model = flatbuffer.read(hybrid)
+    tensors = model.subgraphs[0].tensors
+    float32 = flatbuffer.tensor_type("FLOAT32")
+    float_ops = [tensors[op.outputs[0]].name.decode()
+                 for _, op, name in flatbuffer.operators(model)
+                 if name == "CONV_2D" and tensors[op.inputs[2]].type == float32]
+    assert len(float_ops) >= 6 and all("stage1" in name for name in float_ops)
+    before = channel_errors(hybrid, calibrated, clips)
+    corrected, summary = correct_biases(hybrid, calibrated, clips)
+    after = channel_errors(corrected, calibrated, clips)
+    for group in (float_ops, [n for n in before if n not in float_ops]):
+        sizeable = [n for n in group if np.abs(before[n]).mean() > 1e-3]
+        shrunk = [n for n in sizeable if np.abs(after[n]).mean() < 0.5 * np.abs(before[n]).mean()]
+        assert len(sizeable) >= 3 and len(shrunk) >= 0.8 * len(sizeable), (shrunk, sizeable)
+    assert summary["ops"] == len(before)
+    assert _structure(corrected) == _structure(hybrid)
