@@ -7,17 +7,24 @@ the target is met:
 
 1. Full int8 with the calibrated (min/max) activation ranges, and with MSE ranges
    (`activation_ranges`: outliers clipped, ordinary values rounded finer); the better of
-   the two on the held-out clips is kept for what follows.
-2. Keeping the fewest units float, where a unit is the stem, one CTL block or the head:
-   units are ranked by how much of the int8 logit error they cause (simulated on the
-   calibration clips, `simulated_int8`), then the smallest ranked prefix reaching the
-   target is found by doubling and bisection, each candidate converted and measured.
-   Units kept float keep int8 convolution kernels (hybrid ops, see `hybrid_fallback`), so
-   the file stays int8-sized and XNNPACK runs it.
+   the two on the held-out clips is kept.
+2. Full int8 after per-channel activation equalisation (`activation_equalization`), with
+   MSE ranges. Same graph, size and speed as step 1, but equalising runs the float graph
+   twice over the calibration clips keeping every tensor (reference kernels), so only
+   when step 1 misses the target. (Bias correction, `bias_correction`, is not a step: on
+   the models of BENCHMARKS.md its effect on agreement was within the noise of which
+   clips it was measured on, at one interpreter pass per corrected op.)
+3. Keeping the fewest units float, where a unit is the stem, one CTL block or the head, on
+   the best calibration of steps 1-2: units are ranked by how much of the int8 logit error
+   they cause (simulated on the calibration clips, `simulated_int8`), then the smallest
+   ranked prefix reaching the target is found by doubling and bisection, each candidate
+   converted and measured. Units kept float keep int8 convolution kernels (hybrid ops,
+   see `hybrid_fallback`), so the file stays int8-sized and XNNPACK runs it, somewhat
+   slower than full int8.
 
-If even the whole ranking kept float misses the target, `AgreementNotReachedError` names
-the best agreement reached and nothing is written. The report (`AgreementReport`) says what
-was done and what it cost.
+If no candidate reaches the target, `AgreementNotReachedError` names the best agreement
+reached and nothing is written. The report (`AgreementReport`) says what was done and what
+it cost.
 """
 
 from __future__ import annotations
@@ -42,7 +49,14 @@ _HEAD = re.compile(r"(?:^|/)head(?:_\d+)?/")
 
 
 class AgreementNotReachedError(ValueError):
-    """No candidate int8 model reached the target agreement on the held-out clips."""
+    """No candidate int8 model reached the target agreement on the held-out clips.
+
+    `candidates`: every model measured, as in `AgreementReport.candidates`.
+    """
+
+    def __init__(self, message: str, candidates: Sequence[dict] = ()):
+        super().__init__(message)
+        self.candidates = tuple(candidates)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +64,16 @@ class AgreementReport:
     """What `agreeing_int8_model` did and what it cost.
 
     Attributes:
-      method: "int8" (full int8), "int8+mse-ranges", or either with "+float-units".
+      method: "int8", then what was added: "+equalized" (per-channel activation
+        equalisation), "+mse-ranges", "+float-units".
       target: the agreement asked for.
       agreement: top-1 agreement with the float graph on the held-out clips.
       held_out_clips: how many clips measured it.
       activation_ranges: "min/max" or "mse".
+      equalized: whether activations were equalised per channel.
       float_layers: units kept float (stem, stageN_blockM, head), fewest first.
-      candidates: every model measured: `{"ranges", "float_layers", "agreement"}`.
+      candidates: every model measured: `{"calibration", "float_layers", "agreement",
+        "size_bytes"}`, calibration one of `CALIBRATIONS`.
       seconds: time the search took.
     """
 
@@ -65,12 +82,21 @@ class AgreementReport:
     agreement: float
     held_out_clips: int
     activation_ranges: str
+    equalized: bool
     float_layers: tuple[str, ...]
     candidates: tuple[dict, ...]
     seconds: float
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# The full-int8 calibrations tried, cheapest first: (activation ranges, equalized).
+CALIBRATIONS = {
+    "min/max": ("min/max", False),
+    "mse": ("mse", False),
+    "equalized+mse": ("mse", True),
+}
 
 
 def unit_of(tensor_name: str) -> str | None:
@@ -180,16 +206,17 @@ def agreeing_int8_model(
     reference = _scores(calibrated, held_out)
     candidates: list[dict] = []
     models: dict[tuple, bytes] = {}
+    unit_tensors: dict[str, list[int]] = {}
+    names = read_graph(calibrated).names  # the same tensor names in every calibration
 
-    def measure(ranges: str, model: bytes, float_units: tuple[str, ...]) -> float:
-        spec = specs[ranges]
-        denied = [spec.names[i] for u in float_units for i in unit_tensors[u]]
+    def measure(name: str, model: bytes, float_units: tuple[str, ...] = ()) -> float:
+        denied = [names[i] for u in float_units for i in unit_tensors[u]]
         finished = finish(quantize(model, denied), bool(float_units))
         value = agreement(_scores(finished, held_out), reference)
-        models[(ranges, float_units)] = finished
-        candidates.append({"ranges": ranges, "float_layers": list(float_units),
+        models[(name, float_units)] = finished
+        candidates.append({"calibration": name, "float_layers": list(float_units),
                            "agreement": value, "size_bytes": len(finished)})
-        log(f"int8 agreement: {ranges} ranges, {len(float_units)} units float "
+        log(f"int8 agreement: {name} calibration, {len(float_units)} units float "
             f"{list(float_units)}: {value:.4f} on {len(held_out)} held-out clips "
             f"({len(finished) / 1e6:.2f} MB, {time.monotonic() - started:.0f} s)")
         return value
@@ -198,19 +225,28 @@ def agreeing_int8_model(
     log(f"int8 agreement: MSE ranges narrowed {summary['narrowed']} of {summary['tensors']} "
         f"tensors (median width x{summary['median_width']:.2f})")
     calibrations = {"min/max": calibrated, "mse": mse_model}
-    specs = {name: read_graph(model) for name, model in calibrations.items()}
-    unit_tensors = units(specs["min/max"])
-    scores = {name: measure(name, model, ()) for name, model in calibrations.items()}
-    ranges = max(scores, key=lambda name: (scores[name], name == "min/max"))
-    best = (scores[ranges], ranges, ())
+    scores = {name: measure(name, model) for name, model in calibrations.items()}
+    if max(scores.values()) < target:
+        from keras_squeezetime.tflite.activation_equalization import equalize
+
+        log("int8 agreement: equalising activations per channel")
+        equalized, summary = equalize(calibrated, calibration_clips)
+        log(f"int8 agreement: {summary['groups']} groups of {summary['tensors']} tensors "
+            f"equalised (median channel scale x{summary['median_scale']:.2f})")
+        calibrations["equalized+mse"] = mse_ranges(equalized, calibration_clips[:128])[0]
+        scores["equalized+mse"] = measure("equalized+mse", calibrations["equalized+mse"])
+    # The best full-int8 calibration (the cheaper one on ties).
+    base = max(scores, key=lambda name: scores[name])
+    best = (scores[base], base, ())
     if best[0] < target:
-        ranking = [unit for unit, _ in rank_units(calibrations[ranges], calibration_clips[:64])]
+        unit_tensors.update(units(read_graph(calibrations[base])))
+        ranking = [unit for unit, _ in rank_units(calibrations[base], calibration_clips[:64])]
         log(f"int8 agreement: units by simulated int8 error, largest first: {ranking}")
         reached = {}
 
         def prefix(k: int) -> float:
             if k not in reached:
-                reached[k] = measure(ranges, calibrations[ranges], tuple(ranking[:k]))
+                reached[k] = measure(base, calibrations[base], tuple(ranking[:k]))
             return reached[k]
 
         low, k = 0, 1  # prefix(low) misses the target
@@ -228,24 +264,25 @@ def agreeing_int8_model(
                     low = middle
             k = high
         if k is not None:
-            best = (reached[k], ranges, tuple(ranking[:k]))
+            best = (reached[k], base, tuple(ranking[:k]))
         else:  # the best measured, fewest units on ties
             length = max(reached, key=lambda n: (reached[n], -n))
             if reached[length] > best[0]:
-                best = (reached[length], ranges, tuple(ranking[:length]))
-    value, ranges, float_units = best
+                best = (reached[length], base, tuple(ranking[:length]))
+    value, name, float_units = best
     seconds = time.monotonic() - started
     if value < target:
         raise AgreementNotReachedError(
             f"int8 reached at most {value:.4f} top-1 agreement with float on "
-            f"{len(held_out)} held-out clips ({ranges} ranges, {len(float_units)} units kept "
-            f"float), below the target {target}; lower --target-agreement, or export "
-            "float16/dynamic.")
-    method = "int8" + ("+mse-ranges" if ranges == "mse" else "") + (
-        "+float-units" if float_units else "")
-    report = AgreementReport(method, target, value, len(held_out),
-                             ranges, float_units, tuple(candidates), round(seconds, 1))
-    return models[(ranges, float_units)], report
+            f"{len(held_out)} held-out clips ({name} calibration, {len(float_units)} units "
+            f"kept float), below the target {target}; lower --target-agreement, or export "
+            "float16/dynamic.", candidates)
+    ranges, is_equalized = CALIBRATIONS[name]
+    method = "int8" + ("+equalized" if is_equalized else "") + (
+        "+mse-ranges" if ranges == "mse" else "") + ("+float-units" if float_units else "")
+    report = AgreementReport(method, target, value, len(held_out), ranges, is_equalized,
+                             float_units, tuple(candidates), round(seconds, 1))
+    return models[(name, float_units)], report
 
 
 def _scores(flatbuffer: bytes, clips: np.ndarray) -> np.ndarray:

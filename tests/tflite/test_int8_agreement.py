@@ -187,7 +187,13 @@ def test_cli_target_agreement_reports_what_it_did(tiny, run_dir, video_dataset, 
     assert report["target"] == 0.75 and report["held_out_clips"] == len(held_out) == 8
     assert report["agreement"] >= 0.75
     assert report["method"].startswith("int8") and report["activation_ranges"] in ("min/max", "mse")
-    assert {c["ranges"] for c in report["candidates"]} >= {"min/max", "mse"}
+    measured = [c["calibration"] for c in report["candidates"]]
+    assert measured[:2] == ["min/max", "mse"]
+    # The equalised calibrations (interpreter passes over the calibration clips) only when
+    # neither cheap one reaches the target.
+    first = max(c["agreement"] for c in report["candidates"][:2])
+    assert ("equalized+mse" in measured) == (first < 0.75)
+    assert report["equalized"] == ("+equalized" in report["method"])
     assert ("+float-units" in report["method"]) == bool(report["float_layers"])
     # The agreement reported is the written file's, measured independently here.
     reference = tiny.logits(tiny.model, held_out)
@@ -225,4 +231,11 @@ def test_target_agreement_out_of_reach_fails_naming_best(tiny, video_dataset, he
     message = str(raised.value)
     assert "int8 reached at most" in message and "below the target 1.0" in message
     assert "units kept float" in message and "on 8 held-out clips" in message
+    # Every step was tried, cheapest first: the two cheap calibrations, the equalised one,
+    # then units kept float on the best of the three (the cheaper on ties).
+    tried = [(c["calibration"], len(c["float_layers"])) for c in raised.value.candidates]
+    assert tried[:3] == [("min/max", 0), ("mse", 0), ("equalized+mse", 0)]
+    best = max(raised.value.candidates[:3], key=lambda c: c["agreement"])
+    assert {name for name, _ in tried[3:]} == {best["calibration"]}
+    assert [units for _, units in tried[3:]][:2] == [1, 2] and tried[-1][1] == 18
     assert not out.exists() and not os.listdir(out.parent)

@@ -23,9 +23,10 @@ variant leaves no file, the others are still written, and the exit code is 2.
 
 `--target-agreement T` (int8) writes the cheapest int8 model whose top-1 agrees with the
 float model on at least T of the held-out clips (`--agreement-data`, else the last third of
-the representative clips): full int8 with calibrated or MSE activation ranges, then the
-fewest blocks kept float (see `int8_agreement`). Its JSON summary gains `"int8"`: method,
-agreement reached, held-out clip count, blocks kept float and every candidate measured.
+the representative clips): full int8 with calibrated or MSE activation ranges, then with
+activations equalised per channel, then the fewest blocks kept float (see
+`int8_agreement`). Its JSON summary gains `"int8"`: method, agreement reached, held-out clip
+count, blocks kept float and every candidate measured.
 If no candidate reaches T the export fails (exit 2, nothing written) naming the best
 agreement found.
 
