@@ -26,7 +26,8 @@ float model on at least T of the held-out clips (`--agreement-data`, else the la
 the representative clips): full int8 with calibrated or MSE activation ranges, then with
 activations equalised per channel, then the fewest blocks kept float (see
 `int8_agreement`). Its JSON summary gains `"int8"`: method, agreement reached, held-out clip
-count, blocks kept float and every candidate measured.
+count, the agreement confirmed on the held-out clips kept out of the search (every third),
+blocks kept float and every candidate measured.
 If no candidate reaches T the export fails (exit 2, nothing written) naming the best
 agreement found.
 
