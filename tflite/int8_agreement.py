@@ -228,11 +228,12 @@ def agreeing_int8_model(
     reference = _scores(calibrated, held_out)
     candidates: list[dict] = []
     models: dict[tuple, bytes] = {}
-    unit_tensors: dict[str, list[int]] = {}
-    names = read_graph(calibrated).names  # the same tensor names in every calibration
+    # Every calibration has the same ops and tensors (only ranges and weights differ).
+    spec = read_graph(calibrated)
+    unit_tensors = units(spec)
 
     def measure(name: str, model: bytes, float_units: tuple[str, ...] = ()) -> float:
-        denied = [names[i] for u in float_units for i in unit_tensors[u]]
+        denied = [spec.names[i] for u in float_units for i in unit_tensors[u]]
         finished = finish(quantize(model, denied), bool(float_units))
         value = agreement(_scores(finished, held_out), reference)
         models[(name, float_units)] = finished
@@ -261,7 +262,6 @@ def agreeing_int8_model(
     base = max(scores, key=lambda name: scores[name])
     best = (scores[base], base, ())
     if best[0] < target:
-        unit_tensors.update(units(read_graph(calibrations[base])))
         ranking = [unit for unit, _ in rank_units(calibrations[base], calibration_clips[:64])]
         log(f"int8 agreement: units by simulated int8 error, largest first: {ranking}")
         reached = {}
