@@ -52,7 +52,7 @@ def equalize(calibrated: bytes, clips: np.ndarray, strength: float = 1.0,
     shapes = [list(t.shape) for t in flatbuffer.read(calibrated).subgraphs[0].tensors]
     groups, producers, consumers, constants = _groups(spec, shapes)
     members = [t for group in groups for t in group]
-    low, high = _channel_ranges(calibrated, clips, [spec.names[t] for t in members])
+    low, high = channel_ranges(calibrated, clips, [spec.names[t] for t in members])
     weights: dict[int, np.ndarray] = {}
 
     def scaled(index: int, factors: np.ndarray, axis: int) -> None:
@@ -83,7 +83,7 @@ def equalize(calibrated: bytes, clips: np.ndarray, strength: float = 1.0,
     equalized = write_weights(calibrated, weights)
     # The converter's calibration is the min/max over the clips: the same, after scaling.
     names = [spec.names[t] for t in members if t in spec.ranges]
-    low, high = _channel_ranges(equalized, clips, names)
+    low, high = channel_ranges(equalized, clips, names)
     ranges = {t: (float(low[spec.names[t]].min()), float(high[spec.names[t]].max()))
               for t in members if t in spec.ranges}
     scales = np.concatenate(all_scales) if all_scales else np.ones(1)
@@ -153,8 +153,10 @@ def _groups(spec, shapes):
     return groups, producers, consumers, constants
 
 
-def _channel_ranges(model_bytes: bytes, clips: np.ndarray, names: list[str]):
-    """Per-channel `(min, max)` over the clips, `{name: (channels,)}` each."""
+def channel_ranges(model_bytes: bytes, clips: np.ndarray,
+                   names: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """`(low, high)`: each named tensor's per-channel min and max over the clips,
+    `{name: (channels,) array}` each, as the model computes them."""
     low: dict[str, np.ndarray] = {}
     high: dict[str, np.ndarray] = {}
     for values in tensor_values(model_bytes, clips, names):

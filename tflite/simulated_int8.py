@@ -190,11 +190,15 @@ def quantized_graph_class():
         def call(self, inputs, quantize=True):
             return self.run(inputs, quantize)[self.spec.logits_index]
 
-        def run(self, inputs, quantize=True, skip=frozenset(), rounded=None):
+        def run(self, inputs, quantize=True, skip=frozenset(), rounded=None,
+                channel_ranges=None, num_bits=8):
             """Every tensor's value `{index: tensor}`; tensors in `skip` are not rounded.
 
             `rounded` (`{index: 0. or 1. scalar tensor}`) switches rounding per tensor
-            at run time, so one traced function serves every choice.
+            at run time, so one traced function serves every choice. `channel_ranges`
+            (`{index: (low, high)}`, arrays over the last axis) rounds those tensors with
+            a range per channel, and `num_bits` sets the activations' levels: bounds of
+            what LiteRT's per-tensor int8 could reach, not anything it runs.
             """
             spec = self.spec
             values = {spec.input_index: _model_input(ops.cast(inputs, "float32"), spec)}
@@ -209,9 +213,7 @@ def quantized_graph_class():
             for op in spec.ops:
                 out = _run_op(op, [read(i) if i >= 0 else None for i in op.inputs], spec)
                 if quantize and op.name not in _SAME_SCALE and op.outputs[0] not in skip:
-                    low, high = _FIXED_RANGE.get(op.name) or spec.ranges[op.outputs[0]]
-                    fake = keras.quantizers.fake_quant_with_min_max_vars(
-                        out, min(low, 0.0), max(high, 0.0), num_bits=8)
+                    fake = _fake_quant(out, op, spec, channel_ranges or {}, num_bits)
                     switch = None if rounded is None else rounded.get(op.outputs[0])
                     out = fake if switch is None else out + switch * (fake - out)
                 values[op.outputs[0]] = out
@@ -221,6 +223,22 @@ def quantized_graph_class():
             return {i: np.asarray(self.weight(i)) for i in self.spec.trainable}
 
     return QuantizedGraph
+
+
+def _fake_quant(value, op: _Op, spec: GraphSpec, channel_ranges: dict, num_bits: int):
+    """`value` (op's output) rounded as int8 activations are: asymmetric, zero on the grid."""
+    import keras
+
+    index = op.outputs[0]
+    if index in channel_ranges and op.name not in _FIXED_RANGE:
+        low, high = (np.asarray(bound, np.float32) for bound in channel_ranges[index])
+        low, high = np.minimum(low, 0.0), np.maximum(high, 0.0)
+        high = np.maximum(high, low + 1e-6)  # a dead channel still needs a step
+        return keras.quantizers.fake_quant_with_min_max_vars(
+            value, low, high, num_bits=num_bits, axis=-1)
+    low, high = _FIXED_RANGE.get(op.name) or spec.ranges[index]
+    return keras.quantizers.fake_quant_with_min_max_vars(
+        value, min(low, 0.0), max(high, 0.0), num_bits=num_bits)
 
 
 def _model_input(clips, spec: GraphSpec):

@@ -77,6 +77,41 @@ def test_simulated_stacked_graph_takes_pixel_clips(tiny, calibrated, clips):
     np.testing.assert_allclose(floats, reference, atol=1e-4 * np.abs(reference).max())
 
 
+def test_simulated_bounds_take_ranges_per_channel_and_more_bits(calibrated, clips):
+    """The bounds `benchmarks/int8_range_granularity.py` measures: one range per channel
+    (each channel's own span) and 10-bit activations both round the stem's output more
+    finely than LiteRT's per-tensor int8; per-channel ranges repeating the tensor's range
+    round on its grid. (The stem's rounding alone, on the calibration clips, which no
+    range clips.)"""
+    import tensorflow as tf
+
+    from keras_squeezetime.tflite.activation_equalization import channel_ranges
+    from keras_squeezetime.tflite.simulated_int8 import quantized_graph_class, read_graph
+
+    _, graph_bytes = calibrated
+    spec = read_graph(graph_bytes)
+    graph = quantized_graph_class()(spec)
+    graph.build(None)
+    stem = spec.rounded_tensors()[0]
+    assert spec.names[stem].endswith("stem_conv_1/convolution1"), spec.names[stem]
+    lows, highs = channel_ranges(graph_bytes, clips[0], [spec.names[stem]])
+    low, high = lows[spec.names[stem]], highs[spec.names[stem]]
+    assert high.max() / np.median(high) > 1.5  # channels of unequal span: something to gain
+    x = tf.constant(clips[0], tf.float32)
+    exact = np.asarray(graph.run(x, skip={stem})[stem])  # int8 weights, output not rounded
+
+    def error(**kwargs):
+        return float(np.sqrt(np.mean((np.asarray(graph.run(x, **kwargs)[stem]) - exact) ** 2)))
+
+    per_tensor = error()
+    tensor_range = {stem: (np.full_like(low, spec.ranges[stem][0]),
+                           np.full_like(high, spec.ranges[stem][1]))}
+    # The per-channel quantiser may round a rare tie the other way: same size, not bits.
+    assert error(channel_ranges=tensor_range) == pytest.approx(per_tensor, rel=0.01)
+    assert error(channel_ranges={stem: (low, high)}) < 0.9 * per_tensor
+    assert error(num_bits=10) < 0.5 * per_tensor
+
+
 def test_mse_ranges_round_trip_better_than_min_max(calibrated, clips):
     from keras_squeezetime.tflite.activation_ranges import mse_ranges
     from keras_squeezetime.tflite.simulated_int8 import quantized_graph_class, read_graph
