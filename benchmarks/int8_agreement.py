@@ -10,6 +10,7 @@ plain int8 is of the medians over all cycles, all from the same run:
   int8                  squeezetime-export --quantization int8 (calibrated min/max ranges)
   int8-mse              MSE activation ranges (`tflite/activation_ranges.py`)
   int8-qat              quantisation-aware fine-tuning (`tflite/qat.py`), --qat-epochs > 0
+  int8-eq-mse-qat       equalisation, MSE ranges, then quantisation-aware fine-tuning
   int8-bias             empirical bias correction (`tflite/bias_correction.py`)
   int8-mse-bias         MSE ranges, then bias correction
   int8-eq-mse           per-channel activation equalisation (`tflite/activation_equalization.py`),
@@ -80,14 +81,14 @@ def library_variant(args) -> None:
 
         calibrated, ranges_info = mse_ranges(calibrated, clips[:128])
         info.update(ranges_info)
-    elif args.method == "qat":
+    if args.method.endswith("qat"):
         from keras_squeezetime.tflite import qat
 
         held_out, _ = calibration.load_clips(args.held_out, spec, 256)
         result = qat.fine_tune(calibrated, clips, held_out, epochs=args.qat_epochs,
                                learning_rate=args.qat_learning_rate, log=print)
         calibrated = result.calibrated
-        info = {"best_epoch": result.best_epoch, "history": list(result.history)}
+        info.update(best_epoch=result.best_epoch, history=list(result.history))
     model_bytes = finish_converted(quantize(calibrated, input_type="uint8"), False, "uint8")
     if args.method.endswith("bias"):
         from keras_squeezetime.tflite.bias_correction import correct_biases
@@ -147,7 +148,7 @@ def main(args) -> None:
                                    "stem,stage1,stage2", "--output", out("int8-fallback")],
     }
     for method in ("mse", "bias", "mse-bias", "eq-mse", "eq-mse-bias") + (
-            ("qat",) if args.qat_epochs else ()):
+            ("qat", "eq-mse-qat") if args.qat_epochs else ()):
         variants[f"int8-{method}"] = [
             sys.executable, __file__, "--method", method, "--model", args.model,
             "--train-list", args.train_list, "--held-out", args.held_out,
@@ -199,7 +200,7 @@ if __name__ == "__main__":
     parser.add_argument("--cycles", type=int, default=6)
     parser.add_argument("--time", help=argparse.SUPPRESS)
     parser.add_argument("--method", choices=["mse", "bias", "mse-bias", "eq-mse", "eq-mse-bias",
-                                             "qat"],
+                                             "qat", "eq-mse-qat"],
                         help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.time:
