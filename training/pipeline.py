@@ -26,7 +26,10 @@ after the reader; clip and label leave together, so nothing is mislabelled, and 
 among millions does not end a run. A frame whose JPEG body is broken beyond libjpeg's
 recovery still raises in decoding and stops the run with that error: loud, never silent. A
 TFRecord CRC failure ends the reading of that file (the reader cannot find the next record),
-so the rest of that file is dropped too. Evaluation skips only when asked and then reports
+so the rest of that file is dropped too. tf.data's own warning names neither file nor
+record: training counts each file's records instead (its count beside the manifest's, given
+as `expected_records`) and warns with the file's name when fewer came through, every pass.
+Evaluation skips only when asked and then reports
 every video it left out (`evaluate.py`, from `with_keys`): a missing test video changes the
 accuracy.
 
@@ -40,8 +43,9 @@ per replica.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Mapping, Sequence
 
+from absl import logging
 import tensorflow as tf
 
 from keras_squeezetime.training import augment
@@ -134,6 +138,7 @@ def train_dataset(
     *,
     input_context: tf.distribute.InputContext | None = None,
     repeat: bool = False,
+    expected_records: Mapping[str, int] | None = None,
 ) -> tf.data.Dataset:
     """Augmented training batches `(clips (B, T, S, S, 3) float32, labels (B,) int32)`.
 
@@ -145,6 +150,8 @@ def train_dataset(
       input_context: from `distribute_datasets_from_function`; splits the files between
         input pipelines.
       repeat: repeat the records forever (reshuffled every pass); otherwise one epoch.
+      expected_records: `{file: records}` (e.g. `squeezetime-prepare`'s manifest): with
+        `config.skip_corrupt`, a file yielding fewer is reported by name.
     """
     seed = _base_seed(config)
     if config.jitter_order is None:
@@ -157,6 +164,7 @@ def train_dataset(
         shuffle=True,
         seed=seed,
         skip_corrupt=config.skip_corrupt,
+        expected_records=expected_records,
     )
     records = records.shuffle(config.shuffle_buffer, seed=_offset(seed, 1))
     if repeat:
@@ -227,11 +235,16 @@ def _records(
     seed: int | None = None,
     skip_corrupt: bool = False,
     with_keys: bool = False,
+    expected_records: Mapping[str, int] | None = None,
 ) -> tf.data.Dataset:
     """`(frames, label)` of each record, interleaved from this pipeline's share of the files;
-    `(frames, label, key)` with `with_keys`, key = `[file index, record position]` int64."""
+    `(frames, label, key)` with `with_keys`, key = `[file index, record position]` int64.
+    With `skip_corrupt`, a file of `expected_records` that yields fewer is reported."""
     files = list_record_files(pattern)
-    dataset = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64)))
+    expected = [(expected_records or {}).get(path, -1) for path in files]
+    counted = skip_corrupt and not with_keys and any(count >= 0 for count in expected)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (files, tf.range(len(files), dtype=tf.int64), tf.constant(expected, tf.int64)))
     if input_context is not None and input_context.num_input_pipelines > 1:
         pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
         if len(files) < pipelines:
@@ -249,7 +262,7 @@ def _records(
     read_buffer = int(min(_READ_BUFFER_BYTES, max(_MIN_READ_BUFFER_BYTES,
                                                   _READ_BUFFERS_TOTAL_BYTES // cycle_length)))
 
-    def read(path, file_index):
+    def read(path, file_index, expected_count):
         records = tf.data.TFRecordDataset(path, buffer_size=read_buffer)
         if with_keys:
             # Positions are counted before anything can drop a record.
@@ -261,6 +274,8 @@ def _records(
             # Inside the reader's function, where FILE auto-sharding does not look: the
             # rewrite cannot walk through `ignore_errors` placed after the interleave.
             records = records.map(_screened).ignore_errors(log_warning=True)
+            if counted:
+                records = _counted(records, path, expected_count)
         return records
 
     return dataset.interleave(
@@ -270,6 +285,36 @@ def _records(
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
+
+
+def _counted(records: tf.data.Dataset, path: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
+    """`records` unchanged; after the last, a warning naming `path` if fewer than
+    `expected` (>= 0) came through. An end marker is counted in and filtered out."""
+    empty = tf.nest.map_structure(
+        lambda spec: tf.zeros([0 if d is None else d for d in spec.shape], spec.dtype),
+        records.element_spec)
+    marked = records.map(lambda *record: (record, False)).concatenate(
+        tf.data.Dataset.from_tensors((empty, True)))
+
+    def count(seen, item):
+        record, is_end = item
+        short = tf.logical_and(is_end, tf.logical_and(expected >= 0, seen < expected))
+        warned = tf.cond(short, lambda: tf.py_function(_warn_short_file, [path, seen, expected],
+                                                       tf.bool),
+                         lambda: tf.constant(False))
+        with tf.control_dependencies([warned]):
+            return seen + 1, (record, is_end)
+
+    return (marked.scan(tf.constant(0, tf.int64), count)
+            .filter(lambda record, is_end: tf.logical_not(is_end))
+            .map(lambda record, is_end: record))
+
+
+def _warn_short_file(path: tf.Tensor, read: tf.Tensor, expected: tf.Tensor) -> bool:
+    logging.warning("%s: %d of its %d records read; the others are corrupt and training skips "
+                    "them (after a failed checksum, the rest of the file).",
+                    path.numpy().decode("utf-8", "replace"), int(read), int(expected))
+    return True
 
 
 def _parsed(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -20,7 +20,8 @@ def train_dataset(
     shuffle_frames: bool = False,
 ) -> tf.data.Dataset:
     """Endless augmented training batches (epochs are `steps_per_epoch` long)."""
-    data = pipeline.train_dataset(files, global_batch, data_config, repeat=True)
+    data = pipeline.train_dataset(files, global_batch, data_config, repeat=True,
+                                  expected_records=manifest_counts(files))
     return shuffle_clip_frames(data, data_config.seed) if shuffle_frames else data
 
 
@@ -84,9 +85,9 @@ def count_records(files: list[str]) -> tuple[int, dict[int, str]]:
     Uses the record counts of `prepare_dataset`'s `manifest.json` beside the files when it
     lists them all (no class names then); otherwise reads the files once.
     """
-    counts = _manifest_counts(files)
+    counts = manifest_counts(files)
     if counts is not None:
-        return counts, {}
+        return sum(counts.values()), {}
     count, texts = 0, {}
     features = {
         records.LABEL_INDEX_KEY: records.CONTEXT_FEATURES[records.LABEL_INDEX_KEY],
@@ -127,19 +128,21 @@ def _count_file(path: str, features: dict, texts: dict[int, str], batch: int,
                 texts.setdefault(int(index), text.decode("utf-8"))
 
 
-def _manifest_counts(files: list[str]) -> int | None:
-    by_dir: dict[str, set[str]] = {}
+def manifest_counts(files: list[str]) -> dict[str, int] | None:
+    """`{file: records}` from `prepare_dataset`'s `manifest.json` beside the files, or None
+    unless manifests list every file."""
+    shards_by_folder: dict[str, dict[str, int]] = {}
+    counts = {}
     for path in files:
         folder, name = path.rsplit("/", 1) if "/" in path else (".", path)
-        by_dir.setdefault(folder, set()).add(name)
-    total = 0
-    for folder, names in by_dir.items():
-        manifest = f"{folder}/manifest.json"
-        if not tf.io.gfile.exists(manifest):
+        if folder not in shards_by_folder:
+            manifest = f"{folder}/manifest.json"
+            if not tf.io.gfile.exists(manifest):
+                return None
+            with tf.io.gfile.GFile(manifest) as handle:
+                shards_by_folder[folder] = {
+                    s["name"]: s["records"] for s in json.load(handle).get("shards", [])}
+        if name not in shards_by_folder[folder]:
             return None
-        with tf.io.gfile.GFile(manifest) as handle:
-            shards = {s["name"]: s["records"] for s in json.load(handle).get("shards", [])}
-        if not names <= set(shards):
-            return None
-        total += sum(shards[name] for name in names)
-    return total
+        counts[path] = shards_by_folder[folder][name]
+    return counts

@@ -212,6 +212,41 @@ def test_corrupt_record_is_dropped_in_training_and_fails_evaluation(tmp_path):
         _all(eval_dataset(str(path), 1, PLAIN))
 
 
+def test_training_names_a_file_that_yields_fewer_records_than_expected(tmp_path, caplog):
+    """tf.data's own warning names no file; with the manifest's counts training does: a
+    bad frame drops its record, a failed checksum the rest of the file, an intact file with
+    its count says nothing."""
+    jpegs = [tf.io.encode_jpeg(_coded_frame(i, 1)).numpy() for i in range(20)]
+    payloads = [make_sequence_example(jpegs, label).SerializeToString() for label in range(4)]
+    bad_frame, bad_checksum, intact = (str(tmp_path / f"{name}.tfrecord")
+                                       for name in ("bad_frame", "bad_checksum", "intact"))
+    for path in (bad_frame, bad_checksum, intact):
+        with tf.io.TFRecordWriter(path) as writer:
+            for index, payload in enumerate(payloads):
+                if path == bad_frame and index == 1:
+                    payload = make_sequence_example([b"not a jpeg"] * 20, 1).SerializeToString()
+                writer.write(payload)
+    data = bytearray(open(bad_checksum, "rb").read())
+    second = 8 + 4 + len(payloads[0]) + 4 + 8 + 4  # the second record's payload starts here
+    data[second + 100] ^= 0xFF
+    open(bad_checksum, "wb").write(bytes(data))
+
+    counts = {bad_frame: 4, bad_checksum: 4, intact: 4}
+    with caplog.at_level("WARNING"):
+        _, labels = _all(train_dataset([bad_frame, bad_checksum, intact], 1, PLAIN,
+                                       expected_records=counts))
+    assert sorted(labels.tolist()) == sorted([0, 2, 3] + [0] + [0, 1, 2, 3])
+    warnings = sorted(r.getMessage() for r in caplog.records if "records read" in r.getMessage())
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"{bad_checksum}: 1 of its 4 records read")
+    assert warnings[1].startswith(f"{bad_frame}: 3 of its 4 records read")
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _all(train_dataset([intact], 1, PLAIN, expected_records=counts))
+    assert not [r for r in caplog.records if "records read" in r.getMessage()]
+
+
 # One 8x8 frame per record and no augmentation: only the order of the records matters here.
 ORDER_ONLY = PipelineConfig(
     frames=1, frame_interval=1, image_size=8, short_side=8, multiscale_crop=False, hflip=False,
