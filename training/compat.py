@@ -16,7 +16,8 @@ Training needs a few internals that have no public form in Keras 3.15 / TensorFl
 - `AdamStepSizeOnce`: `_backend_update_step` again, and Adam's slots `_momentums` and
   `_velocities` (Adam's step size computed once per step).
 
-`missing_internals()` lists the internals that are gone; importing this module with other
+`missing_internals()` lists the internals that are gone (the optimizer's instance
+attributes on a freshly built Adam); importing this module with other
 versions than `TESTED_KERAS` / `TESTED_TENSORFLOW` logs a warning naming them, and
 tests/training/test_compat.py fails loudly on an upgrade that breaks any of them.
 """
@@ -27,8 +28,8 @@ import importlib
 from typing import Any
 
 from absl import logging
-
 import keras
+import numpy as np
 
 # The major.minor versions these internals were written and tested for.
 TESTED_KERAS = ("3.15",)
@@ -72,6 +73,12 @@ def missing_internals() -> list[str]:
         tf.__internal__.distribute.interim.maybe_merge_call  # noqa: B018
     except AttributeError:
         missing.append("tf.__internal__.distribute.interim.maybe_merge_call")
+    # Instance attributes exist only on a built optimizer: build one on one variable.
+    adam = keras.optimizers.Adam()
+    adam.build([keras.Variable(np.zeros(1, "float32"))])
+    missing += [f"Adam.{attribute}" for attribute in
+                ("_momentums", "_velocities", "_distribution_strategy")
+                if not hasattr(adam, attribute)]
     return missing
 
 

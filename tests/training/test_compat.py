@@ -20,6 +20,18 @@ def test_installed_versions_are_the_tested_ones_and_no_internal_is_missing():
     assert compat.missing_internals() == []
 
 
+def test_missing_internals_sees_attributes_of_a_built_optimizer(monkeypatch):
+    """Adam's slots exist only once built; an Adam that names them otherwise is caught."""
+
+    class RenamedSlots(keras.optimizers.Adam):
+        def build(self, variables):
+            super().build(variables)
+            self._second_moments = self.__dict__.pop("_velocities")
+
+    monkeypatch.setattr(keras.optimizers, "Adam", RenamedSlots)
+    assert compat.missing_internals() == ["Adam._velocities"]
+
+
 def _dense_model(units: int = 3) -> keras.Model:
     inputs = keras.Input((4,))
     return keras.Model(inputs, keras.layers.Dense(units)(inputs))
