@@ -27,11 +27,10 @@ among millions does not end a run. A frame whose JPEG body is broken beyond libj
 recovery still raises in decoding and stops the run with that error: loud, never silent. A
 TFRecord CRC failure ends the reading of that file (the reader cannot find the next record),
 so the rest of that file is dropped too. tf.data's own warning names neither file nor
-record: training counts each file's records instead (its count beside the manifest's, given
-as `expected_records`) and warns with the file's name when fewer came through, every pass.
-Evaluation skips only when asked and then reports
-every video it left out (`evaluate.py`, from `with_keys`): a missing test video changes the
-accuracy.
+record: training counts each file's records (against the manifest's counts, given as
+`expected_records`) and warns with the file's name when fewer came through, every pass.
+Evaluation skips only when asked and then reports every video it left out (`evaluate.py`,
+from `with_keys`): a missing test video changes the accuracy.
 
 Distribution: files are the unit of sharding. Under `strategy.experimental_distribute_dataset`
 (pass the global batch) the dataset carries `AutoShardPolicy.FILE`, so each worker reads whole
