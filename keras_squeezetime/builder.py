@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from typing import Sequence
 
 import keras
@@ -74,10 +76,18 @@ def SqueezeTime(
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
-    if width_multiplier <= 0:
-        raise ValueError(f"width_multiplier must be positive; got {width_multiplier}.")
-    if include_top and num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1; got {num_classes}.")
+    narrowest = min(arch.STEM_CHANNELS, *arch.STAGE_PLANES)
+    if not width_multiplier * narrowest >= 1:
+        raise ValueError(
+            f"width_multiplier must be at least 1/{narrowest} = {1 / narrowest} (narrower "
+            f"leaves the stem and stage 1 without channels); got {width_multiplier}.")
+    if include_top:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+            raise ValueError(f"num_classes must be an integer; got {num_classes!r} "
+                             f"({type(num_classes).__name__}).")
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1; got {num_classes}.")
+        num_classes = int(num_classes)
 
     if input_tensor is None:
         inputs = keras.Input(shape=input_shape, name=arch.INPUT_NAME)
@@ -135,8 +145,12 @@ def SqueezeTime(
 
 
 def _validate_input_shape(input_shape, input_tensor) -> tuple[int, int, int, int]:
-    if input_shape is None and input_tensor is not None:
-        input_shape = tuple(input_tensor.shape[1:])
+    if input_tensor is not None:
+        tensor_shape = tuple(input_tensor.shape[1:])
+        if input_shape is not None and tuple(input_shape) != tensor_shape:
+            raise ValueError(f"input_tensor has shape {tensor_shape} (without the batch axis) "
+                             f"but input_shape is {tuple(input_shape)}; give one of them.")
+        input_shape = tensor_shape
     if input_shape is None:
         input_shape = arch.DEFAULT_INPUT_SHAPE
     input_shape = tuple(input_shape)

@@ -95,8 +95,21 @@ def test_model_has_no_lambda_layers():
         (dict(pooling="mean"), r"pooling"),
         (dict(pos_embed_sizes=(56, 28, 14)), r"one size per stage"),
         (dict(width_multiplier=0), r"width_multiplier"),
+        (dict(width_multiplier=0.01), r"width_multiplier must be at least 1/64.*got 0.01"),
+        (dict(num_classes=2.5), r"num_classes must be an integer; got 2.5 \(float\)"),
+        (dict(num_classes="5"), r"num_classes must be an integer; got '5' \(str\)"),
+        (dict(input_tensor=keras.Input((4, 64, 64, 1))),
+         r"input_tensor has shape \(4, 64, 64, 1\).*input_shape is \(4, 64, 64, 3\)"),
+        (dict(input_tensor=keras.Input((4, 16, 16, 3)), input_shape=None), r"at least 29 px"),
+        (dict(input_tensor=keras.Input((4, 64, 64, 1)), input_shape=None),
+         r"expected 3 channels, got 1"),
     ],
 )
 def test_bad_configuration_raises_clear_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SqueezeTime(**{**SMALL, **kwargs})
+
+
+def test_narrowest_width_and_numpy_class_count_build():
+    model = SqueezeTime(**{**SMALL, "width_multiplier": 1 / 64, "num_classes": np.int64(3)})
+    assert model.output_shape == (None, 3)
