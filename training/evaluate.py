@@ -269,17 +269,14 @@ def _protocol_source(loaded) -> str:
 
 def _outputs_probabilities(model) -> bool:
     """Whether the model's output is a softmax (else it is treated as logits)."""
-    import keras
+    from keras_squeezetime.output_activation import output_activation
 
-    last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    activation = getattr(last, "activation", None)
+    activation = output_activation(model)
     if activation is None:
         raise ValueError(
-            f"{model.name}: cannot tell whether its output layer {last.name!r} gives "
-            "probabilities or logits (no activation attribute); end it with a softmax.")
-    return getattr(activation, "__name__", "") == "softmax"
+            f"{model.name}: cannot tell whether its output layer {model.layers[-1].name!r} "
+            "gives probabilities or logits (no activation attribute); end it with a softmax.")
+    return activation == "softmax"
 
 
 def _skipped_records(files: Sequence[str], keys: np.ndarray) -> list[dict[str, Any]]:

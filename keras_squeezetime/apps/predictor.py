@@ -32,6 +32,7 @@ from keras_squeezetime.model_loading import (
     model_kind,
     resized_model,
 )
+from keras_squeezetime.output_activation import output_activation
 
 # Clips per Keras model call: bounds memory at full resolution.
 BATCH_SIZE = 8
@@ -59,6 +60,7 @@ class Predictor:
     keras_model: Any = None
     _run: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(default=None, repr=False)
     config: ModelConfig = dataclasses.field(default_factory=ModelConfig, repr=False)
+    independent_scores: bool = False  # a sigmoid head: one probability per class
 
     def label(self, index: int) -> str:
         """The name of class `index`, or `"class <index>"` when the model has no names."""
@@ -68,7 +70,8 @@ class Predictor:
         """Class probabilities `(N, num_classes)` of float pixel clips `(N, T, S, S, 3)` in [0, 255].
 
         A model that outputs logits (no softmax) is normalised with a softmax, so the
-        result is always a distribution per clip.
+        result is a distribution per clip; a sigmoid head's independent probabilities
+        (`independent_scores`) are returned as the model gives them.
         """
         clips = np.asarray(clips, dtype=np.float32)
         expected = (self.settings.frames, self.settings.image_size, self.settings.image_size, 3)
@@ -79,6 +82,8 @@ class Predictor:
         if outputs.shape != (len(clips), self.num_classes):
             raise ValueError(f"{self.source} returned shape {outputs.shape}; expected "
                              f"({len(clips)}, {self.num_classes}).")
+        if self.independent_scores:
+            return outputs.astype(np.float32)
         return _as_probabilities(outputs).astype(np.float32)
 
 
@@ -190,6 +195,10 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
     if len(keras_model.output_shape) != 2:
         raise ValueError(f"{source}: expected class scores (batch, classes); its output is "
                          f"{tuple(keras_model.output_shape)} (a model without its head?).")
+    try:
+        independent = output_activation(keras_model) == "sigmoid"
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
     num_classes = int(keras_model.output_shape[-1])
     names = resolve_class_names(labels, num_classes, config.class_names, source)
 
@@ -198,7 +207,8 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
         return np.concatenate([np.asarray(keras_model(clips[i:i + BATCH_SIZE], training=False))
                                for i in range(0, len(clips), BATCH_SIZE)])
 
-    return Predictor(kind, source, settings, num_classes, names, keras_model, run, config)
+    return Predictor(kind, source, settings, num_classes, names, keras_model, run, config,
+                     independent_scores=independent)
 
 
 def _from_tflite(path: str, labels, overrides: dict) -> Predictor:

@@ -101,6 +101,21 @@ def test_logits_model_outputs_are_softmaxed(model, clips):
     np.testing.assert_allclose(probabilities, np.asarray(model(clips)), atol=1e-6)
 
 
+def test_sigmoid_head_scores_pass_through_and_a_pooled_backbone_is_refused(model, clips):
+    """A sigmoid head gives one probability per class (not a distribution): returned as
+    the model gives them, not softmaxed. Pooled backbone features are not class scores."""
+    shape = tuple(model.input_shape[1:])
+    sigmoid = SqueezeTime(input_shape=shape, width_multiplier=0.25, num_classes=3,
+                          classifier_activation="sigmoid")
+    scores = load_predictor(sigmoid).predict_clips(clips)
+    np.testing.assert_allclose(scores, np.asarray(sigmoid(clips)), atol=1e-6)
+    assert not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
+    backbone = SqueezeTime(input_shape=shape, width_multiplier=0.25, include_top=False,
+                           pooling="avg")
+    with pytest.raises(ValueError, match=r"pooled features .*not class scores"):
+        load_predictor(backbone)
+
+
 def test_official_pth_matches_the_golden_logits(parity):
     names = [f"action {i}" for i in range(10)]
     predictor = load_predictor(parity["pth"], labels=names, image_size=112)
