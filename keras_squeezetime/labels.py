@@ -31,8 +31,15 @@ def load_labels(labels: str | os.PathLike | list[str] | tuple[str, ...]) -> list
         raise FileNotFoundError(
             f"Label list {labels!r} is neither a built-in list {BUILTIN_LABELS} nor an existing file."
         )
-    with open(labels, encoding="utf-8") as handle:
-        names = [line.strip() for line in handle if line.strip()]
+    if os.path.isdir(labels):
+        raise IsADirectoryError(f"Label list {labels!r} is a folder; expected a text file with "
+                                "one class name per line.")
+    try:
+        with open(labels, encoding="utf-8") as handle:
+            names = [line.strip() for line in handle if line.strip()]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Label file {labels!r} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start}).") from error
     if not names:
         raise ValueError(f"Label file {labels!r} holds no class names.")
     if len(set(names)) != len(names):
@@ -48,10 +55,16 @@ def decode_predictions(
 
     Args:
       preds: probabilities or logits, a NumPy array or tensor of shape `(batch, classes)`.
-      top: how many classes to return per clip, best first.
+      top: how many classes to return per clip, best first (at most the class count).
       labels: class names: a built-in list, a file or a sequence (see `load_labels`).
+
+    Raises:
+      ValueError: scores not `(batch, classes)`, a label list of another length, `top` < 1.
     """
     import numpy as np
+
+    if int(top) < 1:
+        raise ValueError(f"top must be >= 1; got {top}.")
 
     scores = np.asarray(preds)
     if scores.ndim != 2:
@@ -65,7 +78,7 @@ def decode_predictions(
             f"{labels if isinstance(labels, str) else 'given'} has {len(names)}: pass the labels "
             "the model was trained with."
         )
-    top = max(1, min(int(top), len(names)))
+    top = min(int(top), len(names))
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     return [
         [(int(i), names[i], float(row[i])) for i in indices] for row, indices in zip(scores, order)

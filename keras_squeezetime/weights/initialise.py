@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from typing import Callable
 
 import keras
@@ -97,6 +98,10 @@ def load_keras_file(path: str | os.PathLike) -> keras.Model:
     import keras_squeezetime.layers  # noqa: F401  (registers the classes the file names)
 
     path = os.fspath(path)
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        # Keras would report such a file as not found.
+        raise ValueError(f"Cannot load Keras model {path!r}: the file is not a .keras archive "
+                         "(a zip file); it may be truncated or of another format.")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a broken archive.

@@ -25,6 +25,11 @@ def test_custom_label_sources(tmp_path):
     path.write_text("a\nb\na\n", encoding="utf-8")
     with pytest.raises(ValueError, match="repeats"):
         load_labels(str(path))
+    with pytest.raises(IsADirectoryError, match=f"{tmp_path.name}.*is a folder"):
+        load_labels(str(tmp_path))
+    path.write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"classes.txt' is not UTF-8 text"):
+        load_labels(str(path))
 
 
 def test_decode_predictions_orders_and_names_classes():
@@ -43,6 +48,10 @@ def test_decode_predictions_rejects_mismatched_labels():
         decode_predictions(np.zeros((1, 10)), labels="hmdb51")
     with pytest.raises(ValueError, match=r"\(batch, classes\)"):
         decode_predictions(np.zeros(10))
+    for top in (0, -3):
+        with pytest.raises(ValueError, match=f"top must be >= 1; got {top}"):
+            decode_predictions(np.zeros((1, 51)), top=top, labels="hmdb51")
+    assert len(decode_predictions(np.zeros((1, 51)), top=99, labels="hmdb51")[0]) == 51
 
 
 def test_preprocess_input_values_and_errors():

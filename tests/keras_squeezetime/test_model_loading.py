@@ -101,6 +101,9 @@ def test_official_checkpoint(parity, tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"TFL3")
     with pytest.raises(ValueError, match="is a LiteRT model, not a Keras model"):
         load_model(tmp_path / "m.tflite")
+    (tmp_path / "broken.keras").write_text("nope")  # Keras itself says "File not found"
+    with pytest.raises(ValueError, match=r"broken.keras'.*not a .keras archive"):
+        load_model(tmp_path / "broken.keras")
 
 
 def test_offline_preset_names_the_preset_url_and_mirror_variable(tmp_path, monkeypatch):
