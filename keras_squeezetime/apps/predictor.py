@@ -27,6 +27,7 @@ from keras_squeezetime.model_config import (  # noqa: F401  (ClipSettings re-exp
     read_model_config,
 )
 from keras_squeezetime.model_loading import (
+    LoadedModel,
     config_of_model,
     load_model,
     model_kind,
@@ -100,7 +101,8 @@ def load_predictor(
     Args:
       model: a `.keras` file, a model folder, a `.weights.h5` with `config.json` beside,
         a `.tflite` file, an official `.pth` checkpoint, a preset name, a `keras.Model`,
-        or a `Predictor` (returned as is when no other argument is given).
+        what `load_model` returns, or a `Predictor` (returned as is when no other
+        argument is given).
       labels: class names (built-in list name, text file or sequence); overrides the
         names found with the model.
       frames: frames per clip. A model's frame count is fixed, so this must match it.
@@ -126,6 +128,9 @@ def load_predictor(
         names = model.class_names if labels is None else labels
         return _from_keras_model(model.keras_model, model.source, model.kind, model.config,
                                  names, overrides)
+    if isinstance(model, LoadedModel):  # what `load_model` returns: its config goes along
+        return _from_keras_model(model.model, model.source, model.kind, model.config, labels,
+                                 overrides)
     if not isinstance(model, (str, os.PathLike)):
         return _from_keras_model(model, getattr(model, "name", "model"), "keras", None, labels,
                                  overrides)

@@ -61,6 +61,12 @@ def test_keras_folder_reads_config_and_matches_the_model(model_dir, model, clips
                            short_side=80)
     assert other.kind == "keras" and other.settings == ClipSettings(FRAMES, 2, SIZE, 80)
     assert other.label(2) == "z"
+    # What load_model returns carries the same config.json along.
+    from keras_squeezetime.model_loading import load_model
+
+    loaded = load_predictor(load_model(model_dir))
+    assert loaded.class_names == NAMES and loaded.settings == predictor.settings
+    np.testing.assert_allclose(loaded.predict_clips(clips), probabilities, atol=1e-6)
 
 
 def test_keras_model_rebuilt_at_another_image_size(model_dir):
