@@ -98,7 +98,9 @@ def calibration_clips(
     if len(clips) < min_clips:
         raise ValueError(
             f"Representative data {source} gives {len(clips)} clips; int8 calibration needs at "
-            f"least {min_clips} (asked for {num_clips}){_skipped_note(skipped)}"
+            f"least {min_clips} (asked for {num_clips}){_skipped_note(skipped)} Give more "
+            "clips, or accept a rougher calibration with a lower minimum (`min_clips`, "
+            "squeezetime-export --min-representative-clips)."
         )
     return clips
 

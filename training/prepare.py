@@ -146,7 +146,7 @@ def prepare_dataset(
         else:
             pending.append(shard)
     logging.info(
-        "Preparing %d videos in %d shards under %s (%d already finished), %d worker(s).",
+        "Preparing %d videos in %d shards under %s (%d shards already finished), %d worker(s).",
         len(entries), len(names), output, len(statuses), workers,
     )
 

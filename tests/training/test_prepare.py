@@ -292,6 +292,19 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def test_cli_list_paths_are_relative_to_the_list_by_default(tmp_path, make_video):
+    """As every other tool reads a video list: run from elsewhere, no --video-root."""
+    folder = make_video("videos/a.mp4", num_frames=12, height=48, width=64).parent
+    (folder / "list.txt").write_text("a.mp4 0\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    process = _cli("--list", os.fspath(folder / "list.txt"), "--output",
+                   os.fspath(tmp_path / "out"), "--short-side", "0", cwd=elsewhere)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "wrote 1 of 1 videos" in stdout, stdout + stderr
+
+
 @pytest.mark.slow
 def test_cli_killed_run_resumes(tmp_path, make_video):
     num_videos = 8

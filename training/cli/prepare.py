@@ -24,7 +24,9 @@ flags.DEFINE_string(
     "hmdb-splits", None, "Folder of HMDB51 split files '<class>_test_split<k>.txt'."
 )
 flags.DEFINE_string("folder", None, "A folder with one sub-folder of videos per class.")
-flags.DEFINE_string("video-root", None, "Folder the annotation paths are relative to.")
+flags.DEFINE_string("video-root", None, "Folder the annotation paths are relative to "
+                    "(default: the list's folder for --list, as every tool reads a list; the "
+                    "working directory for --csv).")
 flags.DEFINE_string("output", None, "Output folder or gs:// prefix for the shards.")
 flags.DEFINE_string(
     "labels", None,
@@ -67,6 +69,8 @@ def _entries():
     source = sources[0]
     video_root = FLAGS["video-root"].value
     if source == "list":
+        if video_root is None:
+            video_root = os.path.dirname(os.path.abspath(FLAGS.list))
         return annotations.parse_video_list(FLAGS.list, video_root, FLAGS.labels)
     if source == "csv":
         return annotations.parse_kinetics_csv(FLAGS.csv, video_root, FLAGS.labels or "kinetics400")

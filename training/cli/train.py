@@ -34,7 +34,8 @@ flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.", low
 flags.DEFINE_integer("image-size", None, "Crop size (multiple of 16).", lower_bound=16)
 flags.DEFINE_integer("short-side", None, "Short side frames are resized to before cropping.",
                      lower_bound=16)
-flags.DEFINE_float("width-multiplier", 1.0, "Channel width factor.", lower_bound=0.0)
+flags.DEFINE_float("width-multiplier", 1.0, "Channel width factor, at least 1/64.",
+                   lower_bound=1 / 64)
 flags.DEFINE_integer("epochs", None, "Epochs; warm-up and LR milestones scale with it.",
                      lower_bound=1)
 flags.DEFINE_integer("batch-size", 8, "Global batch size (all replicas).", lower_bound=1)
@@ -44,7 +45,8 @@ flags.DEFINE_float("lr", None, "Learning rate per 64 clips (scaled to --batch-si
                    "for sgd recipes, by the square root for custom).", lower_bound=0.0)
 flags.DEFINE_float("warmup-epochs", None, "Linear warm-up epochs (cosine schedule).",
                    lower_bound=0.0)
-flags.DEFINE_float("weight-decay", None, "Coupled L2 weight decay.", lower_bound=0.0)
+flags.DEFINE_float("weight-decay", None, "Weight decay: coupled L2 for SGD (the Kinetics and "
+                   "HMDB51 recipes), decoupled for AdamW (custom).", lower_bound=0.0)
 flags.DEFINE_float("clip-norm", None, "Gradient clipping global norm (0: off).", lower_bound=0.0)
 flags.DEFINE_float("backbone-lr-multiplier", None, "LR factor of everything but the head.",
                    lower_bound=0.0)
