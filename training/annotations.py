@@ -15,6 +15,8 @@ import os
 import re
 from typing import Sequence
 
+from absl import logging
+
 from keras_squeezetime.labels import load_labels
 
 LabelsSpec = str | os.PathLike | Sequence[str]
@@ -213,6 +215,10 @@ def parse_class_folders(
         names as the classes.
       extensions: video file suffixes to take (case-insensitive).
 
+    A class's index is its position in `labels`, else in the sorted folder names, empty
+    folders included (warned about): give the same `labels` to every split whose folders
+    may differ.
+
     Raises:
       ValueError: a folder that is not a class of `labels`, or no class folder at all.
     """
@@ -228,10 +234,17 @@ def parse_class_folders(
         if folder not in index_of:
             raise ValueError(f"Folder {folder!r} in {root!r} is not a class of the label list.")
         directory = os.path.join(root, folder)
+        found = 0
         for filename in sorted(os.listdir(directory)):
             path = os.path.join(directory, filename)
-            if filename.lower().endswith(suffixes) and os.path.isfile(path):
+            # Not only regular files: a broken link is listed, fails to decode and is reported.
+            if filename.lower().endswith(suffixes) and not os.path.isdir(path):
                 entries.append(VideoEntry(path, index_of[folder], folder, _stem(filename)))
+                found += 1
+        if not found:
+            logging.warning("Class folder %r (class %d) holds no video (%s): the class keeps "
+                            "its index and has no examples here.", directory, index_of[folder],
+                            ", ".join(suffixes))
     return entries
 
 

@@ -379,8 +379,22 @@ def _manifest(
         "bytes_per_video": total_bytes / written if written else 0.0,
         "this_run": progress.summary(),
         "shards": [{k: status[k] for k in ("name", "records", "bytes")} for status in shards],
+        "classes": _classes(entries),
         "failures": failures,
     }
+
+
+def _classes(entries) -> list[dict[str, Any]]:
+    """Each class index the entries use, its name (empty when the source names none) and
+    how many videos were listed for it: what training checks `--labels` against."""
+    names: dict[int, str] = {}
+    videos: dict[int, int] = {}
+    for entry in entries:
+        videos[entry.label_index] = videos.get(entry.label_index, 0) + 1
+        if entry.label_text:
+            names.setdefault(entry.label_index, entry.label_text)
+    return [{"index": index, "name": names.get(index, ""), "videos": videos[index]}
+            for index in sorted(videos)]
 
 
 class _Progress:

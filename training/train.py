@@ -202,12 +202,27 @@ def _validation(config: TrainConfig, recipe: Recipe, strategy, files: list[str],
 
 
 def _class_names(recipe: Recipe, label_texts: dict[int, str]) -> list[str] | None:
+    """The run's class names: --labels, checked against the names the records carry
+    (`label_texts`, index -> name), else those names when they cover every class."""
+    outside = sorted(i for i in label_texts if not 0 <= i < recipe.num_classes)
+    if outside:
+        raise SetupError(
+            f"The training records use class index {outside[-1]} ({label_texts[outside[-1]]!r}) "
+            f"but the model has {recipe.num_classes} classes (0..{recipe.num_classes - 1}): "
+            "raise --num-classes.")
     if recipe.labels is not None:
         names = load_labels(recipe.labels)
         if len(names) != recipe.num_classes:
             raise SetupError(
                 f"--labels {recipe.labels} has {len(names)} names for {recipe.num_classes} classes."
             )
+        differ = [i for i in sorted(label_texts) if label_texts[i] != names[i]]
+        if differ:
+            shown = ", ".join(f"{i}: {names[i]!r} there, {label_texts[i]!r} in the records"
+                              for i in differ[:3])
+            raise SetupError(
+                f"--labels {recipe.labels} names {len(differ)} class(es) otherwise than the "
+                f"training records do ({shown}): line i of the file must name class index i.")
         return names
     if len(label_texts) == recipe.num_classes and set(label_texts) == set(range(recipe.num_classes)):
         return [label_texts[i] for i in range(recipe.num_classes)]

@@ -82,12 +82,14 @@ def shuffle_clip_frames(dataset: tf.data.Dataset, seed: int | None = None) -> tf
 def count_records(files: list[str]) -> tuple[int, dict[int, str]]:
     """Records in `files` and the class names found, `(count, {index: text})`.
 
-    Uses the record counts of `prepare_dataset`'s `manifest.json` beside the files when it
-    lists them all (no class names then); otherwise reads the files once.
+    Uses the record counts and class names of `prepare_dataset`'s `manifest.json` beside
+    the files when it lists them all; otherwise reads the files once.
     """
-    counts = manifest_counts(files)
-    if counts is not None:
-        return sum(counts.values()), {}
+    manifests = _manifests(files)
+    if manifests is not None:
+        texts = {int(c["index"]): c["name"] for manifest in manifests.values()
+                 for c in manifest.get("classes", []) if c.get("name")}
+        return sum(manifest_counts(files).values()), texts
     count, texts = 0, {}
     features = {
         records.LABEL_INDEX_KEY: records.CONTEXT_FEATURES[records.LABEL_INDEX_KEY],
@@ -131,18 +133,31 @@ def _count_file(path: str, features: dict, texts: dict[int, str], batch: int,
 def manifest_counts(files: list[str]) -> dict[str, int] | None:
     """`{file: records}` from `prepare_dataset`'s `manifest.json` beside the files, or None
     unless manifests list every file."""
-    shards_by_folder: dict[str, dict[str, int]] = {}
-    counts = {}
-    for path in files:
-        folder, name = path.rsplit("/", 1) if "/" in path else (".", path)
-        if folder not in shards_by_folder:
+    manifests = _manifests(files)
+    if manifests is None:
+        return None
+    return {path: _shard_records(manifests[folder])[name]
+            for path, (folder, name) in zip(files, map(_split, files))}
+
+
+def _manifests(files: list[str]) -> dict[str, dict] | None:
+    """`{folder: manifest}` of the files' folders, or None unless every file is listed."""
+    manifests: dict[str, dict] = {}
+    for folder, name in map(_split, files):
+        if folder not in manifests:
             manifest = f"{folder}/manifest.json"
             if not tf.io.gfile.exists(manifest):
                 return None
             with tf.io.gfile.GFile(manifest) as handle:
-                shards_by_folder[folder] = {
-                    s["name"]: s["records"] for s in json.load(handle).get("shards", [])}
-        if name not in shards_by_folder[folder]:
+                manifests[folder] = json.load(handle)
+        if name not in _shard_records(manifests[folder]):
             return None
-        counts[path] = shards_by_folder[folder][name]
-    return counts
+    return manifests
+
+
+def _split(path: str) -> tuple[str, str]:
+    return tuple(path.rsplit("/", 1)) if "/" in path else (".", path)
+
+
+def _shard_records(manifest: dict) -> dict[str, int]:
+    return {shard["name"]: shard["records"] for shard in manifest.get("shards", [])}

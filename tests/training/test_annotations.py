@@ -190,3 +190,17 @@ def test_class_folders(tmp_path):
     assert [e.label_index for e in by_list] == [1, 2, 2]
     with pytest.raises(ValueError, match="Folder 'walk'"):
         parse_class_folders(tmp_path, labels=["run"])
+
+
+def test_class_folders_list_broken_links_and_warn_of_empty_classes(tmp_path, caplog):
+    """A broken link is listed (prepare fails to decode it and reports it), not dropped; an
+    empty class folder keeps its index, with a warning naming it."""
+    (tmp_path / "jump").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    (tmp_path / "run" / "nested.mp4").mkdir()  # a folder, not a video
+    with caplog.at_level("WARNING"):
+        entries = parse_class_folders(tmp_path)
+    assert entries == [VideoEntry(os.path.join(tmp_path, "run", "gone.mp4"), 1, "run", "gone")]
+    warnings = [r.getMessage() for r in caplog.records if "holds no video" in r.getMessage()]
+    assert len(warnings) == 1 and "jump" in warnings[0] and "(class 0)" in warnings[0]

@@ -84,6 +84,9 @@ def test_records_hold_frames_labels_and_failures(
     assert failed.keys() == {os.fspath(p) for p in broken.values()}
     assert "no such file" in failed[os.fspath(broken["missing"])]
     assert "empty" in failed[os.fspath(broken["empty"])]
+    # Every listed class, failed videos' too: what training checks --labels against.
+    assert manifest["classes"] == [{"index": i, "name": f"class {i}", "videos": 1}
+                                   for i in range(9)]
 
     clips = read_records(output)
     expected = [(label, *good_video) for label, path in enumerate(paths)

@@ -47,6 +47,24 @@ def tiny_records(tmp_path_factory) -> dict[str, str]:
     return patterns
 
 
+
+def test_labels_are_checked_against_the_names_the_records_carry(tmp_path):
+    from keras_squeezetime.training.train import SetupError, _class_names
+
+    recipe = dataclasses.replace(CUSTOM, num_classes=3, labels=None)
+    records = {0: "walk", 1: "run", 2: "jump"}
+    assert _class_names(recipe, records) == ["walk", "run", "jump"]
+    assert _class_names(recipe, {0: "walk"}) is None  # names for some classes only
+    labels = tmp_path / "classes.txt"
+    labels.write_text("walk\njump\nrun\n")
+    swapped = dataclasses.replace(recipe, labels=str(labels))
+    with pytest.raises(SetupError, match=r"classes.txt names 2 class\(es\) otherwise.*"
+                                         r"1: 'jump' there, 'run' in the records"):
+        _class_names(swapped, records)
+    assert _class_names(swapped, {}) == ["walk", "jump", "run"]  # nothing to check against
+    with pytest.raises(SetupError, match=r"class index 7 \('shrink'\).*3 classes"):
+        _class_names(recipe, {**records, 7: "shrink"})
+
 def _cli_flag_names() -> list[str]:
     """The flags squeezetime-train defines, read in a fresh process (absl flags are global)."""
     code = (

@@ -31,9 +31,10 @@ def _shard(path, labels, corrupt_record: int | None = None) -> None:
         path.write_bytes(bytes(data))
 
 
-def _manifest(folder, counts: dict[str, int]) -> None:
+def _manifest(folder, counts: dict[str, int], classes: list | None = None) -> None:
     shards = [{"name": name, "records": records} for name, records in counts.items()]
-    (folder / "manifest.json").write_text(json.dumps({"shards": shards}))
+    (folder / "manifest.json").write_text(json.dumps({"shards": shards,
+                                                      "classes": classes or []}))
 
 
 def test_manifest_counts_per_file_or_none(tmp_path):
@@ -42,9 +43,12 @@ def test_manifest_counts_per_file_or_none(tmp_path):
     files = [str(tmp_path / f"{name}.tfrecord") for name in ("a", "b")]
     assert manifest_counts(files) is None  # no manifest: count_records reads the files
     assert count_records(files)[0] == 4
-    _manifest(tmp_path, {"a.tfrecord": 7, "b.tfrecord": 5})
+    _manifest(tmp_path, {"a.tfrecord": 7, "b.tfrecord": 5},
+              classes=[{"index": 0, "name": "walk", "videos": 6},
+                       {"index": 1, "name": "", "videos": 6}])
     assert manifest_counts(files) == {files[0]: 7, files[1]: 5}
-    assert count_records(files)[0] == 12  # the manifest's figures, not the files'
+    # The manifest's figures, not the files'; unnamed classes are left out.
+    assert count_records(files) == (12, {0: "walk"})
     assert manifest_counts(files + [str(tmp_path / "c.tfrecord")]) is None  # c not listed
 
 
