@@ -156,13 +156,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
         validation_steps=validation_steps if val_data is not None else None,
         callbacks=callbacks,
         verbose=2 if chief else 0,
+        shuffle=False,  # the pipeline shuffles files and records; fit cannot shuffle tf.data
     )
     seconds = time.monotonic() - started
     metrics = final_metrics(history, resume_epoch, seconds, steps, config.batch_size)
     if chief:
         # Saved uncompiled: loading then needs only the model's layers, not this package's
         # optimizer and schedules (checkpoints/*.keras keep the training state).
-        keras.Model(model.inputs, model.outputs, name=model.name).save(f"{output}/{MODEL_FILE}")
+        # One input and output, not lists: a list-input model warns at every call.
+        keras.Model(model.input, model.output, name=model.name).save(f"{output}/{MODEL_FILE}")
         model.save_weights(f"{output}/{WEIGHTS_FILE}")
         write_json(f"{output}/{METRICS_FILE}", metrics)
     return metrics

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -127,6 +128,9 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
     model = keras.saving.load_model(output / "model.keras")
     assert model.input_shape == (None, 4, 32, 32, 3) and model.output_shape == (None, 8)
     assert getattr(model, "optimizer", None) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a list-input model warns of its structure per call
+        model(np.zeros((1, 4, 32, 32, 3), "float32"))
     last = keras.saving.load_model(output / "checkpoints" / "last.keras")
     assert type(last.optimizer).__name__ == "AdamW"
     # With --early-stopping-patience the model keeps the best validation epoch's weights
