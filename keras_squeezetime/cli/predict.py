@@ -84,6 +84,14 @@ def main(argv: list[str]) -> int:
     from keras_squeezetime.video.decode import VideoDecodeError
 
     if FLAGS.long:
+        by_stem: dict[str, list[str]] = {}
+        for video in videos:
+            by_stem.setdefault(os.path.splitext(os.path.basename(video))[0], []).append(video)
+        clashes = [paths for paths in by_stem.values() if len(paths) > 1]
+        if clashes:
+            _error(f"{' and '.join(clashes[0])} would write the same timeline files into "
+                   f"{FLAGS.output!r}: predict them into different --output folders.")
+            return 2
         try:
             os.makedirs(FLAGS.output, exist_ok=True)
         except OSError as error:

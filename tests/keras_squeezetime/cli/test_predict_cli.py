@@ -109,6 +109,14 @@ def test_missing_and_corrupt_videos(model_dir, make_broken_file, tmp_path):
     _assert_one_error_line(result, "truncated.mp4")
 
 
+def test_long_refuses_videos_whose_timelines_would_overwrite_each_other(tmp_path):
+    # Checked before anything loads: the model does not even exist.
+    result = _predict(tmp_path / "a" / "0.mp4", tmp_path / "b" / "0.mp4", "--model",
+                      tmp_path / "none.keras", "--long", "--output", tmp_path / "out")
+    _assert_one_error_line(result, "a/0.mp4 and ", "b/0.mp4 would write the same timeline")
+    assert result.returncode == 2 and not (tmp_path / "out").exists()
+
+
 def test_wrong_model_kind_and_missing_model(video, tmp_path):
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"onnx")
