@@ -54,8 +54,10 @@ def SqueezeTime(
       pooling: with `include_top=False`, `None` returns the feature map
         `(batch, h', w', 2048 * width_multiplier)` (`h' = h/32` for multiples of 32),
         `"avg"` or `"max"` a vector.
-      num_classes: classes of the head. When it differs from the loaded
-        checkpoint's head, the backbone is loaded and the head is left fresh.
+      num_classes: classes of the head (an integer). When it differs from the loaded
+        checkpoint's head, the backbone is loaded and the head is left fresh; a
+        `.weights.h5` needs its run's `config.json` beside it for that (the file alone
+        does not say which model it was saved from).
       classifier_activation: activation of the head (`None` gives logits).
       dropout_rate: dropout before the head's linear layer.
       width_multiplier: channel width factor (paper Table 5: 0.5 to 1.25).
