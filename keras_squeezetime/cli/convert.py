@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 from keras_squeezetime.checkpoint_conversion import convert_checkpoint
+from keras_squeezetime.cli.entry_point import run_tool
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("image_size", 224, "Input height and width recorded for the model.")
@@ -32,8 +33,9 @@ def main(argv):
     return 0
 
 
-def run():
-    app.run(main)
+def run() -> None:
+    """Console-script entry point."""
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import sys
 from absl import app, flags
 
 from keras_squeezetime.cli.clip_flags import define_clip_flags
+from keras_squeezetime.cli.entry_point import run_tool
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, ".keras file or model folder, official .pth, or preset.")
@@ -88,9 +89,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    # TensorFlow's C++ start-up logs would bury the output; an explicit setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main)
+    run_tool(main, __name__)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 
 from absl import app, flags, logging
 
+from keras_squeezetime.cli.entry_point import run_tool
 from keras_squeezetime.datasets.synthetic import generate_synthetic_dataset
 
 FLAGS = flags.FLAGS
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

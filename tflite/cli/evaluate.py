@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from keras_squeezetime.cli.entry_point import run_tool
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("model", None, "A .tflite from squeezetime-export (repeatable).")
@@ -50,8 +52,9 @@ def main(argv):
     print("wrote " + ", ".join(paths))
 
 
-def run():
-    app.run(main)
+def run() -> None:
+    """Console-script entry point."""
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

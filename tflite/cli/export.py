@@ -43,6 +43,7 @@ from typing import NoReturn
 
 from absl import app, flags
 
+from keras_squeezetime.cli.entry_point import run_tool
 from keras_squeezetime.tflite.export import QUANTIZATIONS
 from keras_squeezetime.tflite.input_layout import LAYOUTS
 from keras_squeezetime.tflite.variants import ALL
@@ -152,8 +153,9 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
 
 
-def run():
-    app.run(main)
+def run() -> None:
+    """Console-script entry point."""
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import json
 
 from absl import app, flags
 
+from keras_squeezetime.cli.entry_point import run_tool
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("model", None, "Model folder, .keras, .weights.h5 (config.json beside), "
@@ -76,7 +78,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

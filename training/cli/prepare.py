@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_squeezetime.cli.entry_point import run_tool
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("list", None, "mmaction-style list: one 'path label_index' per line.")
@@ -136,7 +138,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags, logging
 
+from keras_squeezetime.cli.entry_point import run_tool
 from keras_squeezetime.training.recipes import RECIPES
 from keras_squeezetime.training.strategy import STRATEGIES
 
@@ -104,7 +105,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    run_tool(main, __name__, quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

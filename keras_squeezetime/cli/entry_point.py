@@ -1,0 +1,38 @@
+"""Starting a command-line tool from its console script, with its own `--help`.
+
+absl's `--help` shows the main module's docstring and flags. Started from a console
+script, the main module is the generated launcher, which has neither: the help was one
+empty usage line. `run_tool` lends the tool module's docstring and flags to the launcher.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+
+def run_tool(main: Callable[[list[str]], int | None], module_name: str,
+             quiet_tensorflow: bool = True) -> None:
+    """Runs `main` through `app.run` with `module_name`'s docstring and flags as its help.
+
+    Args:
+      main: the tool's `main(argv)`.
+      module_name: the module defining the tool's flags (its `__name__`).
+      quiet_tensorflow: hide TensorFlow's C++ start-up logs, which would bury the output
+        (an explicit `TF_CPP_MIN_LOG_LEVEL` wins).
+    """
+    if quiet_tensorflow:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    launcher = sys.modules.get("__main__")
+    tool = sys.modules[module_name]
+    if launcher is not None and launcher is not tool:
+        launcher.__doc__ = tool.__doc__
+        # The tool's flags and those of the package's modules it shares them from.
+        for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+            if module.startswith("keras_squeezetime"):
+                for flag in module_flags:
+                    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main)
