@@ -22,7 +22,7 @@ from keras_squeezetime.weights.initialise import initialise_weights
 def SqueezeTime(
     include_top: bool = True,
     weights: str | None = None,
-    input_tensor=None,
+    input_tensor: keras.KerasTensor | None = None,
     input_shape: Sequence[int] | None = None,
     pooling: str | None = None,
     num_classes: int = 400,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    import keras
 
-def count_multiply_adds(model, batch_size: int = 1) -> dict[str, float]:
+
+def count_multiply_adds(model: keras.Model, batch_size: int = 1) -> dict[str, float]:
     """Multiply-adds of one forward pass, per op type, from the traced TF graph.
 
     Counts convolutions (dense and depthwise) and matrix products: the terms that

@@ -5,6 +5,10 @@ from __future__ import annotations
 import functools
 import os
 from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BUILTIN_LABELS = ("kinetics400", "kinetics600", "hmdb51")
 
@@ -49,7 +53,8 @@ def load_labels(labels: str | os.PathLike | list[str] | tuple[str, ...]) -> list
 
 
 def decode_predictions(
-    preds, top: int = 5, labels: str | os.PathLike | list[str] = "kinetics400"
+    preds: np.ndarray | Any, top: int = 5,
+    labels: str | os.PathLike | list[str] = "kinetics400",
 ) -> list[list[tuple[int, str, float]]]:
     """Turns class scores `(batch, classes)` into the `top` `(index, name, score)` per clip.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
@@ -63,3 +64,8 @@ def test_preprocess_input_values_and_errors():
     )
     with pytest.raises(ValueError, match="3 channels"):
         preprocess_input(np.zeros((2, 2, 4)))
+    # NumPy (or lists) in, NumPy out; a tensor in, a tensor out, as keras.applications.
+    assert isinstance(preprocess_input(pixels), np.ndarray)
+    np.testing.assert_allclose(preprocess_input(pixels.tolist()), out, rtol=1e-6)
+    tensor = preprocess_input(keras.ops.convert_to_tensor(pixels))
+    assert keras.ops.is_tensor(tensor) and not isinstance(tensor, np.ndarray)
