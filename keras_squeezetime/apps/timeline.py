@@ -43,6 +43,11 @@ def window_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
     return starts
 
 
+def file_stem(video: str | os.PathLike) -> str:
+    """The name `Timeline.save` gives a video's files: its file name without extension."""
+    return os.path.splitext(os.path.basename(os.fspath(video)))[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class Segment:
     """A run of consecutive windows with the same top class.
@@ -202,7 +207,7 @@ class Timeline:
         `<video>.timeline.json` (each window's `top` classes) and `<video>.timeline.png`
         into `folder` (created if missing); returns their paths by kind."""
         os.makedirs(folder, exist_ok=True)
-        stem = os.path.join(os.fspath(folder), os.path.splitext(os.path.basename(self.path))[0])
+        stem = os.path.join(os.fspath(folder), file_stem(self.path))
         return {
             "segments_csv": self.to_csv(stem + ".timeline.csv"),
             "windows_csv": self.to_csv(stem + ".windows.csv", what="windows"),

@@ -85,9 +85,11 @@ def main(argv: list[str]) -> int:
     from keras_squeezetime.video.decode import VideoDecodeError
 
     if FLAGS.long:
+        from keras_squeezetime.apps.timeline import file_stem
+
         by_stem: dict[str, list[str]] = {}
         for video in videos:
-            by_stem.setdefault(os.path.splitext(os.path.basename(video))[0], []).append(video)
+            by_stem.setdefault(file_stem(video), []).append(video)
         clashes = [paths for paths in by_stem.values() if len(paths) > 1]
         if clashes:
             _error(f"{' and '.join(clashes[0])} would write the same timeline files into "
