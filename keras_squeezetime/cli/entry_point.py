@@ -13,6 +13,8 @@ from typing import Callable
 
 from absl import app, flags
 
+_HELP_FLAGS = {"-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml"}
+
 
 def run_tool(main: Callable[[list[str]], int | None], module_name: str,
              quiet_tensorflow: bool = True) -> None:
@@ -28,7 +30,10 @@ def run_tool(main: Callable[[list[str]], int | None], module_name: str,
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     launcher = sys.modules.get("__main__")
     tool = sys.modules[module_name]
-    if launcher is not None and launcher is not tool:
+    # Only when help is asked for: absl prints the same help above every usage error,
+    # where the one-line message should stand alone.
+    asked = any(arg.split("=")[0] in _HELP_FLAGS for arg in sys.argv[1:])
+    if asked and launcher is not None and launcher is not tool:
         launcher.__doc__ = tool.__doc__
         # The tool's flags and those of the package's modules it shares them from.
         for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
