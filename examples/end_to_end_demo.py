@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -108,8 +109,21 @@ def _worth_showing(line: str) -> bool:
     return bool(line.strip()) and not any(marker in line for marker in noise)
 
 
+def fresh_output(output: Path) -> None:
+    """Empties `output` of an earlier demo, so `make demo` runs again from the start; a
+    folder holding anything else is refused rather than deleted."""
+    if not output.exists() or not any(output.iterdir()):
+        return
+    if not ((output / "work").is_dir() or (output / "index.md").is_file()):
+        raise SystemExit(f"{output} is not empty and holds no earlier demo; choose another "
+                         "--output.")
+    print(f"Removing the earlier demo in {output}", flush=True)
+    shutil.rmtree(output)
+
+
 def run_demo(output: Path, settings: Settings) -> Path:
     """Runs every step into `output` and returns the path of the report."""
+    fresh_output(output)
     work = output / "work"
     run = Runner(output / "logs")
     data, records, model_dir = work / "synthetic", work / "records", work / "model"

@@ -32,3 +32,23 @@ def test_tiny_demo_writes_a_complete_report(tmp_path):
     assert "of 2 epochs" in text and "vs float32 weights" in text
     prediction = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
     assert len(prediction[0]["predictions"]) == 5
+
+
+def test_a_rerun_replaces_an_earlier_demo_and_spares_other_folders(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("end_to_end_demo", DEMO)
+    demo = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, demo)  # its dataclasses look it up
+    spec.loader.exec_module(demo)
+    earlier = tmp_path / "demo"
+    (earlier / "work" / "model").mkdir(parents=True)
+    (earlier / "work" / "model" / "model.keras").write_bytes(b"a finished run")
+    demo.fresh_output(earlier)  # `make demo` twice: the second run starts from nothing
+    assert not earlier.exists()
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="holds no earlier demo"):
+        demo.fresh_output(other)
+    assert (other / "notes.txt").read_text() == "keep me"
