@@ -85,11 +85,10 @@ def count_records(files: list[str]) -> tuple[int, dict[int, str]]:
     Uses the record counts and class names of `prepare_dataset`'s `manifest.json` beside
     the files when it lists them all; otherwise reads the files once.
     """
-    manifests = _manifests(files)
-    if manifests is not None:
-        texts = {int(c["index"]): c["name"] for manifest in manifests.values()
-                 for c in manifest.get("classes", []) if c.get("name")}
-        return sum(manifest_counts(files).values()), texts
+    from_manifests = _read_manifests(files)
+    if from_manifests is not None:
+        counts, texts = from_manifests
+        return sum(counts.values()), texts
     count, texts = 0, {}
     features = {
         records.LABEL_INDEX_KEY: records.CONTEXT_FEATURES[records.LABEL_INDEX_KEY],
@@ -133,31 +132,29 @@ def _count_file(path: str, features: dict, texts: dict[int, str], batch: int,
 def manifest_counts(files: list[str]) -> dict[str, int] | None:
     """`{file: records}` from `prepare_dataset`'s `manifest.json` beside the files, or None
     unless manifests list every file."""
-    manifests = _manifests(files)
-    if manifests is None:
-        return None
-    return {path: _shard_records(manifests[folder])[name]
-            for path, (folder, name) in zip(files, map(_split, files))}
+    from_manifests = _read_manifests(files)
+    return None if from_manifests is None else from_manifests[0]
 
 
-def _manifests(files: list[str]) -> dict[str, dict] | None:
-    """`{folder: manifest}` of the files' folders, or None unless every file is listed."""
-    manifests: dict[str, dict] = {}
-    for folder, name in map(_split, files):
-        if folder not in manifests:
-            manifest = f"{folder}/manifest.json"
-            if not tf.io.gfile.exists(manifest):
+def _read_manifests(files: list[str]) -> tuple[dict[str, int], dict[int, str]] | None:
+    """`({file: records}, {class index: name})` from the manifests beside the files, each
+    read and indexed once, or None unless every file is listed."""
+    shards_by_folder: dict[str, dict[str, int]] = {}
+    counts: dict[str, int] = {}
+    texts: dict[int, str] = {}
+    for path in files:
+        folder, name = path.rsplit("/", 1) if "/" in path else (".", path)
+        if folder not in shards_by_folder:
+            manifest_path = f"{folder}/manifest.json"
+            if not tf.io.gfile.exists(manifest_path):
                 return None
-            with tf.io.gfile.GFile(manifest) as handle:
-                manifests[folder] = json.load(handle)
-        if name not in _shard_records(manifests[folder]):
+            with tf.io.gfile.GFile(manifest_path) as handle:
+                manifest = json.load(handle)
+            shards_by_folder[folder] = {
+                shard["name"]: shard["records"] for shard in manifest.get("shards", [])}
+            texts.update({int(c["index"]): c["name"] for c in manifest.get("classes", [])
+                          if c.get("name")})
+        if name not in shards_by_folder[folder]:
             return None
-    return manifests
-
-
-def _split(path: str) -> tuple[str, str]:
-    return tuple(path.rsplit("/", 1)) if "/" in path else (".", path)
-
-
-def _shard_records(manifest: dict) -> dict[str, int]:
-    return {shard["name"]: shard["records"] for shard in manifest.get("shards", [])}
+        counts[path] = shards_by_folder[folder][name]
+    return counts, texts
