@@ -37,10 +37,10 @@ from typing import Any, Iterator, Sequence
 from absl import logging
 
 from keras_squeezetime.training.annotations import VideoEntry
+from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 from keras_squeezetime.video.decode import VideoDecodeError, probe_video, read_frames
 from keras_squeezetime.worker_pool import TaskFailure, run_tasks
 
-MANIFEST_NAME = "manifest.json"
 # Bookkeeping next to the shards: the plan of this output and one status file per finished shard.
 STATE_DIR = ".prepare"
 # Bump when the stored content changes meaning, so old outputs are not resumed into.

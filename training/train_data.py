@@ -5,12 +5,11 @@ in the recipe's views, the frame-order control, and record counting.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from absl import logging
 import tensorflow as tf
 
-from keras_squeezetime.training import pipeline, records
+from keras_squeezetime.training import pipeline, records, shard_manifest
 
 
 def train_dataset(
@@ -82,10 +81,10 @@ def shuffle_clip_frames(dataset: tf.data.Dataset, seed: int | None = None) -> tf
 def count_records(files: list[str]) -> tuple[int, dict[int, str]]:
     """Records in `files` and the class names found, `(count, {index: text})`.
 
-    Uses the record counts and class names of `prepare_dataset`'s `manifest.json` beside
+    Uses the record counts and class names of `prepare_dataset`'s manifest beside
     the files when it lists them all; otherwise reads the files once.
     """
-    from_manifests = _read_manifests(files)
+    from_manifests = shard_manifest.read_shard_index(files)
     if from_manifests is not None:
         counts, texts = from_manifests
         return sum(counts.values()), texts
@@ -130,31 +129,7 @@ def _count_file(path: str, features: dict, texts: dict[int, str], batch: int,
 
 
 def manifest_counts(files: list[str]) -> dict[str, int] | None:
-    """`{file: records}` from `prepare_dataset`'s `manifest.json` beside the files, or None
+    """`{file: records}` from `prepare_dataset`'s manifest beside the files, or None
     unless manifests list every file."""
-    from_manifests = _read_manifests(files)
+    from_manifests = shard_manifest.read_shard_index(files)
     return None if from_manifests is None else from_manifests[0]
-
-
-def _read_manifests(files: list[str]) -> tuple[dict[str, int], dict[int, str]] | None:
-    """`({file: records}, {class index: name})` from the manifests beside the files, each
-    read and indexed once, or None unless every file is listed."""
-    shards_by_folder: dict[str, dict[str, int]] = {}
-    counts: dict[str, int] = {}
-    texts: dict[int, str] = {}
-    for path in files:
-        folder, name = path.rsplit("/", 1) if "/" in path else (".", path)
-        if folder not in shards_by_folder:
-            manifest_path = f"{folder}/manifest.json"
-            if not tf.io.gfile.exists(manifest_path):
-                return None
-            with tf.io.gfile.GFile(manifest_path) as handle:
-                manifest = json.load(handle)
-            shards_by_folder[folder] = {
-                shard["name"]: shard["records"] for shard in manifest.get("shards", [])}
-            texts.update({int(c["index"]): c["name"] for c in manifest.get("classes", [])
-                          if c.get("name")})
-        if name not in shards_by_folder[folder]:
-            return None
-        counts[path] = shards_by_folder[folder][name]
-    return counts, texts

@@ -97,6 +97,7 @@ def main(argv: list[str]) -> int:
     if not FLAGS.output:
         raise app.UsageError("--output is required.", exitcode=2)
     from keras_squeezetime.training.prepare import prepare_dataset
+    from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 
     try:
         entries = _entries()
@@ -122,7 +123,7 @@ def main(argv: list[str]) -> int:
         f"to {manifest['num_shards']} shards in {FLAGS.output} ({manifest['num_failed']} failed, "
         f"{manifest['bytes_per_video'] / 1e6:.2f} MB/video"
         f"{_strided_note(manifest)}); "
-        f"manifest: {FLAGS.output.rstrip('/')}/manifest.json"
+        f"manifest: {FLAGS.output.rstrip('/')}/{MANIFEST_NAME}"
     )
     print(summary, flush=True)
     if manifest["num_written"] == 0:
