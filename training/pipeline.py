@@ -28,7 +28,8 @@ recovery still raises in decoding and stops the run with that error: loud, never
 TFRecord CRC failure ends the reading of that file (the reader cannot find the next record),
 so the rest of that file is dropped too. tf.data's own warning names neither file nor
 record: training counts each file's records (against the manifest's counts, given as
-`expected_records`) and warns with the file's name when fewer came through, every pass.
+`expected_records`) and warns with the file's name when fewer came through (once per
+process for the same file and count, though a run reads its data every epoch).
 Evaluation skips only when asked and then reports every video it left out (`evaluate.py`,
 from `with_keys`): a missing test video changes the accuracy.
 
@@ -309,10 +310,19 @@ def _counted(records: tf.data.Dataset, path: tf.Tensor, expected: tf.Tensor) -> 
             .map(lambda record, is_end: record))
 
 
+# What `_warn_short_file` has said in this process: a run repeats its data every epoch, and
+# the same damage need not be logged again unless its figures change.
+_SHORT_FILES_REPORTED: set[tuple[str, int, int]] = set()
+
+
 def _warn_short_file(path: tf.Tensor, read: tf.Tensor, expected: tf.Tensor) -> bool:
+    report = (path.numpy().decode("utf-8", "replace"), int(read), int(expected))
+    if report in _SHORT_FILES_REPORTED:
+        return True
+    _SHORT_FILES_REPORTED.add(report)
     logging.warning("%s: %d of its %d records read; the others are corrupt and training skips "
                     "them (after a failed checksum, the rest of the file).",
-                    path.numpy().decode("utf-8", "replace"), int(read), int(expected))
+                    *report)
     return True
 
 
