@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -117,7 +118,8 @@ def video_clips(
     """The test clips of a video: `(clips (N, T, S, S, 3) float32 in [0, 255], indices (N, T))`.
 
     One clip is the centre window; more are evenly spaced, the first at frame 0 and the
-    last ending at the video's end (mmaction's `SampleFrames` test mode).
+    last ending at the video's end (mmaction's `SampleFrames` test mode). A video shorter
+    than a clip's span wraps around (mmaction's "loop"), with a warning naming it.
 
     Raises:
       VideoDecodeError: the video is missing or cannot be decoded.
@@ -126,4 +128,12 @@ def video_clips(
         raise ValueError(f"num_clips must be >= 1; got {num_clips}.")
     sampled = sample_crops(path, settings, lambda num_frames: multi_clip_indices(
         num_frames, settings.frames, settings.frame_interval, num_clips))
+    span = (settings.frames - 1) * settings.frame_interval + 1
+    if sampled.num_frames < span:
+        # Not an error (mmaction's sampler loops too), but the clip is not what the model
+        # was trained on: say so rather than predict on it silently.
+        warnings.warn(f"{os.fspath(path)}: {sampled.num_frames} frames, fewer than the {span} "
+                      f"a clip spans ({settings.frames} frames, every "
+                      f"{settings.frame_interval}); the clip wraps around to the first "
+                      "frames.", stacklevel=2)
     return sampled.clips(), sampled.indices

@@ -3,6 +3,8 @@ from the frames that decode when the header over-counts."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -93,3 +95,15 @@ def test_sample_crops_shares_each_distinct_frame(make_video):
     sampled = sample_crops(video, settings, lambda n: np.array([[0, 2, 4], [2, 4, 6]]))
     assert sampled.num_frames == 30 and len(sampled.crops) == 4  # frames 0, 2, 4, 6
     np.testing.assert_array_equal(sampled.clips(1, 2)[0], sampled.crops[[1, 2, 3]])
+
+
+def test_a_video_shorter_than_a_clip_wraps_around_with_a_warning(make_video):
+    settings = ClipSettings(frames=4, frame_interval=4, image_size=32, short_side=32)  # spans 13
+    short = make_video("short.mp4", num_frames=8, height=32, width=48)
+    with pytest.warns(UserWarning, match=r"short\.mp4: 8 frames, fewer than the 13 a clip spans"):
+        _, indices = video_clips(short, settings)
+    np.testing.assert_array_equal(indices, [[0, 4, 0, 4]])  # 8 and 12 wrap to 0 and 4
+    exact = make_video("exact.mp4", num_frames=13, height=32, width=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        video_clips(exact, settings)
