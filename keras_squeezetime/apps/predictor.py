@@ -24,7 +24,6 @@ from keras_squeezetime.model_config import (  # noqa: F401  (ClipSettings re-exp
     KERAS_MODEL_FILE,
     ClipSettings,
     ModelConfig,
-    read_model_config,
 )
 from keras_squeezetime.model_loading import (
     LoadedModel,
@@ -217,46 +216,32 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
 
 
 def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
-    """Runs a `.tflite` through the LiteRT runner of `keras_squeezetime.tflite`."""
+    """Runs a `.tflite` through the LiteRT runner of `keras_squeezetime.tflite`, with the
+    settings and class names its `model_config()` gives (the harness reads them there too)."""
     # The one place the application floor reaches into the LiteRT package.
     from keras_squeezetime.tflite import interpreter as litert
-    from keras_squeezetime.tflite.export import OUTPUT_NAME
-    from keras_squeezetime.tflite.metadata import labels_path_for, read_metadata
+    from keras_squeezetime.tflite.metadata import labels_path_for
+    from keras_squeezetime.tflite.signature import OUTPUT_NAME
 
     try:
         runner = litert.LiteRTModel(path)
-        with open(path, "rb") as handle:
-            embedded_names, embedded = read_metadata(handle.read())
-    except (ValueError, RuntimeError) as error:
-        raise ValueError(f"Cannot open LiteRT model {path!r}: {error}") from error
-    shape = runner.input_shape
-    if len(shape) != 5 or shape[-1] != 3 or shape[2] != shape[3]:
-        raise ValueError(f"{path}: expected input (1, frames, size, size, 3); got {shape}.")
-    frames, size = shape[1], shape[2]
-    # config.json beside the file, then what the export embedded, then the input it fixes.
-    beside = read_model_config(path) or ModelConfig()
-    settings_keys = ("frames", "frame_interval", "image_size", "short_side")
-    recorded = {k: embedded[k] for k in settings_keys if embedded.get(k) is not None}
-    try:
-        config = beside.replace(**recorded).fixed_by_model(frames=frames, image_size=size)
+        config = runner.model_config()
         settings = config.clip_settings("val", **overrides)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"Cannot use LiteRT model {path!r}: {error}") from error
+    frames, size = runner.clip_shape[0], runner.clip_shape[1]
     if (settings.frames, settings.image_size) != (frames, size):
         raise ValueError(f"{path} takes {frames} frames of {size}x{size} (fixed by the export); "
                          f"cannot use frames={settings.frames}, image_size={settings.image_size}.")
-    outputs = runner.output_details
-    output_name = OUTPUT_NAME if OUTPUT_NAME in outputs else next(iter(outputs))
-    num_classes = int(outputs[output_name]["shape"][-1])
-    fallback = config.class_names or embedded_names
+    fallback = config.class_names
     if fallback is None and os.path.isfile(labels_path_for(path)):
         fallback = labels_path_for(path)
-    names = resolve_class_names(labels, num_classes, fallback, path)
+    names = resolve_class_names(labels, runner.num_classes, fallback, path)
 
     def run(clips: np.ndarray) -> np.ndarray:
-        return np.stack([np.asarray(runner.run(clip)[output_name]).reshape(-1) for clip in clips])
+        return np.stack([np.asarray(runner.run(clip)[OUTPUT_NAME]).reshape(-1) for clip in clips])
 
-    return Predictor("tflite", path, settings, num_classes, names, None, run, config)
+    return Predictor("tflite", path, settings, runner.num_classes, names, None, run, config)
 
 
 def _as_probabilities(outputs: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import pytest
 from keras_squeezetime import SqueezeTime
 from keras_squeezetime.apps.predictor import load_predictor
 from keras_squeezetime.layers.normalization import PIXEL_MEAN, PIXEL_STD
-from keras_squeezetime.model_config import ClipSettings
+from keras_squeezetime.model_config import ClipSettings, ModelConfig, write_model_config
 from tests.helpers import assert_input_dependent, discriminating_model, logits, varied_clips
 
 FRAMES, SIZE, CLASSES = 8, 64, 3
@@ -142,6 +142,7 @@ def test_official_pth_matches_the_golden_logits(parity):
 @pytest.mark.slow
 def test_tflite_export_agrees_with_keras(model, model_dir, clips, tmp_path):
     from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
 
     sampling = {"frames": FRAMES, "frame_interval": 5, "image_size": SIZE, "short_side": 70}
     path = tmp_path / "tiny.tflite"
@@ -162,6 +163,15 @@ def test_tflite_export_agrees_with_keras(model, model_dir, clips, tmp_path):
         load_predictor(path, image_size=96)
     with pytest.raises(ValueError, match="has 2 names but .* predicts 3 classes"):
         load_predictor(path, labels=["a", "b"])
+    # A config.json beside the file from another run: what the file embeds wins, as in the
+    # LiteRT runner that squeezetime-eval-tflite uses (one rule, `LiteRTModel.model_config`).
+    write_model_config(tmp_path, ModelConfig(image_size=2 * SIZE, short_side=150,
+                                             class_names=tuple(reversed(NAMES))))
+    beside = load_predictor(path)
+    assert beside.class_names == NAMES
+    assert beside.settings == ClipSettings(FRAMES, 5, SIZE, 70)
+    assert beside.config == LiteRTModel(path).model_config()
+    os.remove(tmp_path / "config.json")
 
     # Without embedded names, the labels file beside the model names the classes. This
     # file takes `--input-layout stacked` (S, S, 3T) input: the predictor still takes pixel
