@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any, Mapping, Sequence
 
 from keras_squeezetime import file_paths
@@ -239,8 +238,7 @@ def config_path(path: str | os.PathLike) -> str:
         return path
     if file_paths.isdir(path):
         return file_paths.join(path, CONFIG_FILE)
-    folder = path.rsplit("/", 1)[0] if "://" in path else os.path.dirname(os.path.abspath(path))
-    return file_paths.join(folder, CONFIG_FILE)
+    return file_paths.join(file_paths.parent(path), CONFIG_FILE)
 
 
 def read_model_config(path: str | os.PathLike) -> ModelConfig | None:
@@ -253,10 +251,10 @@ def read_model_config(path: str | os.PathLike) -> ModelConfig | None:
       ValueError: the file is not a JSON object or holds an invalid value; names the file.
     """
     file = config_path(path)
-    if not _exists(file):
+    if not file_paths.exists(file):
         return None
     try:
-        text = _read_text(file)
+        text = file_paths.read_text(file)
         data = json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"Cannot read {file}: {error}") from error
@@ -276,31 +274,8 @@ def write_model_config(path_or_folder: str | os.PathLike, config: ModelConfig) -
     target = os.fspath(path_or_folder)
     if not target.endswith(".json"):
         target = file_paths.join(target, CONFIG_FILE)
-    text = json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    if "://" in target:
-        import tensorflow as tf  # Only for remote paths: the core does not import TF otherwise.
-
-        folder = target.rsplit("/", 1)[0]
-        tf.io.gfile.makedirs(folder)
-        temporary = f"{target}.tmp-{os.getpid()}"
-        with tf.io.gfile.GFile(temporary, "w") as handle:
-            handle.write(text)
-        tf.io.gfile.rename(temporary, target, overwrite=True)
-        return target
-    folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a config is an ordinary file
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    file_paths.write_text(target, json.dumps(config.to_dict(), indent=2, ensure_ascii=False)
+                          + "\n")
     return target
 
 
@@ -325,20 +300,3 @@ def _sequence(name: str, value: Any) -> Sequence:
         raise ValueError(f"{name} must be a list; got {value!r}.")
     return value
 
-
-def _exists(path: str) -> bool:
-    if "://" in path:
-        import tensorflow as tf
-
-        return tf.io.gfile.exists(path)
-    return os.path.isfile(path)
-
-
-def _read_text(path: str) -> str:
-    if "://" in path:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(path, "r") as handle:
-            return handle.read()
-    with open(path, encoding="utf-8") as handle:
-        return handle.read()

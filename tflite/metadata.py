@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Sequence
 
+from keras_squeezetime import file_paths
 from keras_squeezetime.tflite import flatbuffer
 
 LABELS_KEY = "squeezetime.labels"
@@ -50,19 +50,7 @@ def write_labels_beside(model_path: str | os.PathLike, class_names: Sequence[str
     """Writes the labels file beside the model atomically; returns its path."""
     path = labels_path_for(model_path)
     text = "".join(f"{name}\n" for name in _check_names(class_names))
-    fd, temp = tempfile.mkstemp(prefix=".labels-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        # mkstemp creates 0600; the labels ship with the model, so give them the mode
-        # an ordinary new file gets (0666 less the umask), as the .tflite has.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    file_paths.write_text(path, text)
     return path
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
+
+from keras_squeezetime import file_paths
 
 TABLE_COLUMNS = (
     ("variant", "variant"), ("size_bytes", "size (MB)"), ("top1", "top-1"), ("top5", "top-5"),
@@ -75,9 +76,10 @@ def write_reports(reports: Sequence[dict], output: str | os.PathLike) -> list[st
     stem = os.path.splitext(output)[0]
     payload = reports[0] if len(reports) == 1 else {"variants": list(reports)}
     paths = [output, stem + ".md", stem + ".png"]
-    _atomic_write(paths[0], lambda p: _dump_json(payload, p))
-    _atomic_write(paths[1], lambda p: _write_text(markdown_table(reports), p))
-    _atomic_write(paths[2], lambda p: plot_variants(reports, p))
+    file_paths.write_text(paths[0], json.dumps(payload, indent=2, sort_keys=True))
+    file_paths.write_text(paths[1], markdown_table(reports))
+    with file_paths.replaced_atomically(paths[2], suffix=".png") as temporary:
+        plot_variants(reports, temporary)
     return paths
 
 
@@ -126,27 +128,3 @@ def gpu_status(check: dict) -> str:
         return "whole graph"
     refused = "; ".join(op.split(":")[0] for op in check.get("unsupported_ops", []))
     return f"refused ({refused})" if refused else f"failed: {check.get('error')}"
-
-
-def _write_text(text: str, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _dump_json(payload, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-
-
-def _atomic_write(path: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".report-", dir=directory)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise

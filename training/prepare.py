@@ -36,6 +36,7 @@ from typing import Any, Iterator, Sequence
 
 from absl import logging
 
+from keras_squeezetime import file_paths
 from keras_squeezetime.training.annotations import VideoEntry
 from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 from keras_squeezetime.video.decode import VideoDecodeError, probe_video, read_frames
@@ -175,7 +176,7 @@ def prepare_dataset(
         entries, names, statuses, settings, shard_size, output, progress, shuffle_seed
     )
     text = json.dumps(manifest, indent=2, ensure_ascii=False)
-    _write_atomically(tf, f"{output}/{MANIFEST_NAME}", text)
+    file_paths.write_text(f"{output}/{MANIFEST_NAME}", text)
     return manifest
 
 
@@ -273,7 +274,7 @@ def _write_shard(tf, records, entries, output, state_dir, name, shard_entries, r
     status = {"name": name, "records": written, "bytes": num_bytes, "failures": failures,
               "strided": strided}
     # The status goes first: a final shard file always has its status next to it.
-    _write_atomically(tf, f"{state_dir}/{name}.json", json.dumps(status, ensure_ascii=False))
+    file_paths.write_text(f"{state_dir}/{name}.json", json.dumps(status, ensure_ascii=False))
     tf.io.gfile.rename(temporary, f"{output}/{name}", overwrite=True)
     return status
 
@@ -339,14 +340,7 @@ def _check_plan(tf, state_dir, entries, settings, shard_size, prefix, shuffle_se
                 "use a new output folder, or delete the old one to start over."
             )
         return
-    _write_atomically(tf, path, json.dumps(plan, indent=2))
-
-
-def _write_atomically(tf, path: str, text: str) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    file_paths.write_text(path, json.dumps(plan, indent=2))
 
 
 def _manifest(

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_squeezetime import file_paths
 from keras_squeezetime.video.writer import write_video
 from keras_squeezetime.worker_pool import Progress, TaskFailure, run_tasks
 
@@ -223,10 +224,11 @@ def generate_synthetic_dataset(
         entries = [c for c in clips if c["split"] == split]
         entries = [entries[i] for i in order_rng.permutation(len(entries))]
         lists[split] = os.path.join(output_dir, f"{split}_list.txt")
-        _write_text(lists[split], "".join(f"{c['path']} {c['label']}\n" for c in entries))
+        file_paths.write_text(lists[split],
+                              "".join(f"{c['path']} {c['label']}\n" for c in entries))
     classes_path = os.path.join(output_dir, "classes.txt")
-    _write_text(classes_path, "".join(f"{name}\n" for name in CLASS_NAMES))
-    _write_text(
+    file_paths.write_text(classes_path, "".join(f"{name}\n" for name in CLASS_NAMES))
+    file_paths.write_text(
         os.path.join(output_dir, "clips.jsonl"),
         "".join(json.dumps(c, sort_keys=True) + "\n" for c in clips),
     )
@@ -479,15 +481,8 @@ def _check_existing_settings(manifest_path: str, settings: dict[str, Any]) -> No
         )
 
 
-def _write_text(path: str, text: str) -> None:
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
-
-
 def _write_json(path: str, value: dict[str, Any]) -> None:
-    _write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+    file_paths.write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def _check_size(num_frames: int, height: int, width: int) -> None:

@@ -11,7 +11,6 @@ import circle.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from typing import Callable
 
@@ -151,14 +150,8 @@ def load_preset_state_dict(name: str) -> dict[str, np.ndarray]:
         with np.load(cache, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     state = load_state_dict(path)
-    # Write atomically: an interrupted conversion must not leave a truncated cache.
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cache), suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as handle:
+    # Written atomically: an interrupted conversion must not leave a truncated cache.
+    with file_paths.replaced_atomically(cache) as temporary:
+        with open(temporary, "wb") as handle:
             np.savez(handle, **state)
-        os.replace(tmp, cache)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return state
