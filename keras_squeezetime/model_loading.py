@@ -31,13 +31,17 @@ from keras_squeezetime.model_config import (
     ModelConfig,
     read_model_config,
 )
-from keras_squeezetime.weights.checkpoint import inspect_checkpoint, load_state_dict
+from keras_squeezetime.weights.checkpoint import (
+    CheckpointConfig,
+    inspect_checkpoint,
+    load_state_dict,
+)
 from keras_squeezetime.weights.initialise import initialise_weights, load_keras_file
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict
 from keras_squeezetime.weights.variables import copy_weights
 
-__all__ = ["MODEL_KINDS", "LoadedModel", "config_of_model", "copy_weights", "load_model",
-           "load_weights_into", "model_kind", "resized_model"]
+__all__ = ["MODEL_KINDS", "LoadedModel", "checkpoint_model_config", "config_of_model",
+           "copy_weights", "load_model", "load_weights_into", "model_kind", "resized_model"]
 
 MODEL_KINDS = ("preset", "pth", "keras", "folder", "weights", "tflite")
 
@@ -196,21 +200,8 @@ def _load_official(source: str, kind: str, image_size: int | None):
         )
     else:
         state = load_state_dict(source)
-        checkpoint = inspect_checkpoint(state)
-        # An official checkpoint's class count names the dataset it was trained on.
-        preset = _OFFICIAL_PRESETS.get(checkpoint.num_classes)
-        labels = preset["labels"] if preset else None
-        config = ModelConfig(
-            frames=checkpoint.frames, num_classes=checkpoint.num_classes,
-            class_names=load_labels(labels) if labels else None,
-            width_multiplier=checkpoint.width_multiplier,
-            pos_embed_sizes=checkpoint.pos_embed_sizes,
-            **(preset["protocol"] if preset else {}),
-        )
-    # The embeddings' own size is the input they were made for (56 -> 224 px).
-    config = config.fixed_by_model(
-        image_size=config.pos_embed_sizes[0] * POS_EMBED_STRIDE).fixed_by_model(
-        image_size=image_size)
+        config = checkpoint_model_config(inspect_checkpoint(state))
+    config = _at_image_size(config, image_size)
     if state is None:
         model = SqueezeTime(input_shape=config.input_shape(), weights=source,
                             **config.builder_kwargs())
@@ -218,6 +209,35 @@ def _load_official(source: str, kind: str, image_size: int | None):
         model = SqueezeTime(input_shape=config.input_shape(), **config.builder_kwargs())
         apply_official_state_dict(model, state, source=source)
     return model, config
+
+
+def checkpoint_model_config(checkpoint: CheckpointConfig, image_size: int | None = None
+                            ) -> ModelConfig:
+    """The `ModelConfig` of an official checkpoint, from what `inspect_checkpoint` found.
+
+    A checkpoint with the class count of an official dataset (400, 600, 51) gets that
+    dataset's class names and evaluation protocol. The input size is `image_size`, by
+    default the one its positional embeddings were made for (224 px for the official ones).
+    """
+    # An official checkpoint's class count names the dataset it was trained on.
+    preset = _OFFICIAL_PRESETS.get(checkpoint.num_classes)
+    labels = preset["labels"] if preset else None
+    config = ModelConfig(
+        frames=checkpoint.frames, num_classes=checkpoint.num_classes,
+        class_names=load_labels(labels) if labels else None,
+        width_multiplier=checkpoint.width_multiplier,
+        pos_embed_sizes=checkpoint.pos_embed_sizes,
+        **(preset["protocol"] if preset else {}),
+    )
+    return _at_image_size(config, image_size)
+
+
+def _at_image_size(config: ModelConfig, image_size: int | None) -> ModelConfig:
+    """`config` at `image_size`, by default the size its embeddings were made for."""
+    # The embeddings' own size is the input they were made for (56 -> 224 px).
+    return config.fixed_by_model(
+        image_size=config.pos_embed_sizes[0] * POS_EMBED_STRIDE).fixed_by_model(
+        image_size=image_size)
 
 
 def _load_keras_file(path: str, image_size: int | None):

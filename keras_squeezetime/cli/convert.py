@@ -2,8 +2,8 @@
 
 A thin wrapper over `keras_squeezetime.checkpoint_conversion.convert_checkpoint`, which
 builds the model from the checkpoint's own configuration, maps and checks the weights key
-by key and writes them atomically; the builder arguments that load the file are printed
-(and written beside it as `<OUT>.json`).
+by key and writes them atomically, with the model's `config.json` beside them; the builder
+arguments that load the file are printed.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from keras_squeezetime.checkpoint_conversion import convert_checkpoint
 from keras_squeezetime.cli.entry_point import run_tool
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("image_size", 224, "Input height and width recorded for the model.")
+flags.DEFINE_integer("image_size", None, "Input height and width recorded for the model "
+                     "(default: the size its positional embeddings were made for, 224 for "
+                     "the official checkpoints).")
 
 
 def main(argv):
     if len(argv) != 3:
-        raise app.UsageError("usage: squeezetime-convert IN.pth OUT.weights.h5 [--image_size 224]")
+        raise app.UsageError("usage: squeezetime-convert IN.pth OUT.weights.h5 [--image_size N]")
     source, output = argv[1], argv[2]
     try:
         kwargs = convert_checkpoint(source, output, FLAGS.image_size)
@@ -29,7 +31,9 @@ def main(argv):
         print(f"squeezetime-convert: error: {error}", file=sys.stderr)
         return 2
     args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    print(f"Wrote {output}. Load it with SqueezeTime({args}, weights={output!r}).")
+    print(f"Wrote {output} and the config.json beside it. Load it with "
+          f"keras_squeezetime.load_model({output!r}) (or squeezetime-predict --model {output}), "
+          f"or build it with SqueezeTime({args}, weights={output!r}).")
     return 0
 
 

@@ -20,6 +20,8 @@ def test_writes_loadable_weights_and_prints_how_to_load_them(parity, tmp_path):
     result = _convert(parity["pth"], out, "--image_size", "112")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "width_multiplier=0.25" in result.stdout and f"weights={str(out)!r}" in result.stdout
+    assert f"load_model({str(out)!r})" in result.stdout
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "fixture.weights.h5"]
     model = SqueezeTime(input_shape=(16, 112, 112, 3), width_multiplier=0.25, num_classes=10,
                         classifier_activation=None, include_preprocessing=False,
                         weights=str(out))
