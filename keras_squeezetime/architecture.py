@@ -17,13 +17,10 @@ STAGE_STRIDES = (1, 2, 2, 2)
 STEM_CHANNELS = 64
 # Output channels of a block are `planes * EXPANSION`.
 EXPANSION = 4
-# Total spatial reduction: stem conv, max pool and three strided stages.
-SPATIAL_STRIDE = 32
 # Side of each stage's learned positional embedding in the official checkpoints.
 DEFAULT_POS_EMBED_SIZES = (56, 28, 14, 7)
 # A stage-1 embedding of side P was made for P * 4 px input (stem conv and pool halve it).
 POS_EMBED_STRIDE = 4
-DEFAULT_INPUT_SHAPE = (16, 224, 224, 3)
 
 # Layer names.
 INPUT_NAME = "video"

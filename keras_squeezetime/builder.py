@@ -16,6 +16,7 @@ from keras_squeezetime.layers import (
     VideoNormalization,
 )
 from keras_squeezetime.layers.batch_norm import kaiming_fan_out, official_batch_norm
+from keras_squeezetime.model_config import DEFAULT_FRAMES, DEFAULT_IMAGE_SIZE
 from keras_squeezetime.weights.initialise import initialise_weights
 
 
@@ -29,7 +30,7 @@ def SqueezeTime(
     classifier_activation: str | None = "softmax",
     dropout_rate: float = 0.5,
     width_multiplier: float = 1.0,
-    pos_embed_sizes: Sequence[int] = (56, 28, 14, 7),
+    pos_embed_sizes: Sequence[int] = arch.DEFAULT_POS_EMBED_SIZES,
     include_preprocessing: bool = True,
     name: str = "squeezetime",
 ) -> keras.Model:
@@ -154,7 +155,7 @@ def _validate_input_shape(input_shape, input_tensor) -> tuple[int, int, int, int
                              f"but input_shape is {tuple(input_shape)}; give one of them.")
         input_shape = tensor_shape
     if input_shape is None:
-        input_shape = arch.DEFAULT_INPUT_SHAPE
+        input_shape = (DEFAULT_FRAMES, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE, 3)
     input_shape = tuple(input_shape)
     if len(input_shape) != 4:
         raise ValueError(

@@ -173,13 +173,12 @@ class ModelConfig:
         if frames is not None:
             changes["frames"] = int(frames)
         if image_size is not None and int(image_size) != self.image_size:
-            size = int(image_size)
-            changes.update(
-                image_size=size,
-                short_side=max(size, round(self.short_side * size / self.image_size)),
-                test_image_size=round(self.test_image_size * size / self.image_size),
-                test_short_side=round(self.test_short_side * size / self.image_size),
-            )
+            factor = int(image_size) / self.image_size
+            short_side, size = scaled_crop(self.short_side, self.image_size, factor)
+            test_short_side, test_size = scaled_crop(self.test_short_side,
+                                                     self.test_image_size, factor)
+            changes.update(image_size=size, short_side=short_side, test_image_size=test_size,
+                           test_short_side=test_short_side)
         return self.replace(**changes) if changes else self
 
     def clip_settings(
@@ -228,6 +227,16 @@ class ModelConfig:
     def input_shape(self) -> tuple[int, int, int, int]:
         """`(frames, image_size, image_size, 3)`."""
         return (self.frames, self.image_size, self.image_size, 3)
+
+
+def scaled_crop(short_side: int, crop: int, factor: float) -> tuple[int, int]:
+    """`(short_side, crop)` of a protocol scaled by `factor` (a model run at another size).
+
+    Both keep their ratio; the crop is at least 1 px and the short side never below the
+    crop (so the crop fits).
+    """
+    crop = max(1, round(crop * factor))
+    return max(crop, round(short_side * factor)), crop
 
 
 def config_path(path: str | os.PathLike) -> str:

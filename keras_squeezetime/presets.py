@@ -17,8 +17,10 @@ CACHE_SUBDIR = "squeezetime"
 # file_hash is None for every preset: the files could not be downloaded where this
 # table was written, so their SHA-256 is unknown and downloads are not verified.
 # Accuracies are the paper's (Tables 7-9); the file names carry the exact top-1.
-# "protocol": the official configs' validation and test views (clips, crops) and the test
-# short side and crop, what `squeezetime-evaluate` uses by default for the model.
+# "protocol": the official configs' validation and test views (clips, crops), the
+# validation short side where it is not the default 256 (HMDB51 validates at 224) and the
+# test short side and crop: what `squeezetime-evaluate` uses by default for the model, and
+# what the dataset's training recipe writes into a run's config.json.
 PRESETS: dict[str, dict[str, Any]] = {
     "kinetics400": {
         "file": "SqueezeTime_K400_71.64.pth",
@@ -61,8 +63,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pos_embed_sizes": (56, 28, 14, 7),
         "top1": 65.6,
         "top5": 90.3,
-        "protocol": {"val_views": (2, 3), "test_views": (2, 3), "test_short_side": 286,
-                     "test_image_size": 286},
+        "protocol": {"val_views": (2, 3), "short_side": 224, "test_views": (2, 3),
+                     "test_short_side": 286, "test_image_size": 286},
         "file_hash": None,
     },
     "imagenet": {

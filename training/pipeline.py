@@ -48,6 +48,12 @@ from typing import Mapping, Sequence
 from absl import logging
 import tensorflow as tf
 
+from keras_squeezetime.model_config import (
+    DEFAULT_FRAME_INTERVAL,
+    DEFAULT_FRAMES,
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_SHORT_SIDE,
+)
 from keras_squeezetime.training import augment
 from keras_squeezetime.training.records import parse_sequence_example
 from keras_squeezetime.training.graph_frame_indices import eval_indices, train_indices
@@ -97,10 +103,10 @@ class PipelineConfig:
       auto_shard_policy: policy for `experimental_distribute_dataset` on several workers.
     """
 
-    frames: int = 16
-    frame_interval: int = 4
-    image_size: int = 224
-    short_side: int = 256
+    frames: int = DEFAULT_FRAMES
+    frame_interval: int = DEFAULT_FRAME_INTERVAL
+    image_size: int = DEFAULT_IMAGE_SIZE
+    short_side: int = DEFAULT_SHORT_SIDE
     multiscale_crop: bool = True
     scales: tuple[float, ...] = augment.MULTISCALE_SCALES
     hflip: bool = True

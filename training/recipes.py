@@ -11,6 +11,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from keras_squeezetime import presets
+from keras_squeezetime.model_config import (
+    DEFAULT_FRAME_INTERVAL,
+    DEFAULT_FRAMES,
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_SHORT_SIDE,
+    ModelConfig,
+    scaled_crop,
+)
+
 # The batch the per-batch learning rates of the official configs are quoted for.
 REFERENCE_BATCH = 64
 
@@ -56,10 +66,10 @@ class Recipe:
     name: str
     num_classes: int | None
     labels: str | None
-    frames: int = 16
-    frame_interval: int = 4
-    image_size: int = 224
-    short_side: int = 256
+    frames: int = DEFAULT_FRAMES
+    frame_interval: int = DEFAULT_FRAME_INTERVAL
+    image_size: int = DEFAULT_IMAGE_SIZE
+    short_side: int = DEFAULT_SHORT_SIDE
     epochs: int = 100
     optimizer: str = "sgd"
     lr_per_64: float = 0.015
@@ -79,11 +89,11 @@ class Recipe:
     crop_scales: tuple[float, ...] | None = None
     color_jitter: bool = True
     random_erasing: float = 0.25
-    val_views: tuple[int, int] = (1, 1)
+    val_views: tuple[int, int] = ModelConfig.val_views
     val_short_side: int | None = None
-    test_views: tuple[int, int] = (10, 3)
-    test_short_side: int = 224
-    test_image_size: int = 224
+    test_views: tuple[int, int] = ModelConfig.test_views
+    test_short_side: int = ModelConfig.test_short_side
+    test_image_size: int = ModelConfig.test_image_size
 
     def learning_rate(self, global_batch: int) -> float:
         """Peak learning rate for `global_batch` clips per step (see `lr_per_64`)."""
@@ -94,7 +104,8 @@ class Recipe:
         """Short side of validation clips at this recipe's image size (see `val_short_side`)."""
         if self.val_short_side is None:
             return self.short_side
-        return max(self.image_size, round(self.val_short_side * self.image_size / 224))
+        return scaled_crop(self.val_short_side, DEFAULT_IMAGE_SIZE,
+                           self.image_size / DEFAULT_IMAGE_SIZE)[0]
 
     def scaled_to(self, epochs: int) -> "Recipe":
         """The recipe stretched to `epochs`: warm-up and milestones keep their fractions.
@@ -116,14 +127,22 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-KINETICS400 = Recipe(name="kinetics400", num_classes=400, labels="kinetics400")
+def _dataset_fields(name: str) -> dict[str, Any]:
+    """What the official model of dataset `name` fixes (`presets.PRESETS`): its classes and
+    evaluation protocol, so a run's config.json evaluates as the preset does."""
+    meta = presets.PRESETS[name]
+    protocol = dict(meta["protocol"])
+    return {"num_classes": meta["num_classes"], "labels": meta["labels"],
+            "val_short_side": protocol.pop("short_side", None), **protocol}
+
+
+KINETICS400 = Recipe(name="kinetics400", **_dataset_fields("kinetics400"))
 KINETICS600 = dataclasses.replace(
-    KINETICS400, name="kinetics600", num_classes=600, labels="kinetics600", weight_decay=3e-5
+    KINETICS400, name="kinetics600", **_dataset_fields("kinetics600"), weight_decay=3e-5
 )
 HMDB51 = Recipe(
     name="hmdb51",
-    num_classes=51,
-    labels="hmdb51",
+    **_dataset_fields("hmdb51"),
     epochs=50,
     lr_per_64=0.02,
     schedule="multistep",
@@ -132,11 +151,6 @@ HMDB51 = Recipe(
     weight_decay=0.008,
     backbone_lr_multiplier=0.1,
     init_weights="kinetics400",
-    val_views=(2, 3),
-    val_short_side=224,
-    test_views=(2, 3),
-    test_short_side=286,
-    test_image_size=286,
 )
 # Your own data, from scratch (no pretrained weights); give --num-classes. The official
 # recipes fine-tune (Kinetics from ImageNet weights, HMDB51 from Kinetics): from random

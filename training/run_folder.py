@@ -28,6 +28,7 @@ from keras_squeezetime.model_config import (
     WEIGHTS_FILE,
     ModelConfig,
     read_model_config,
+    scaled_crop,
     write_model_config,
 )
 from keras_squeezetime.training import strategy as strategy_lib
@@ -58,9 +59,8 @@ def test_protocol(recipe: Recipe) -> tuple[int, int]:
     224, 224 crops; HMDB51: 286 and 286); a run at another size scales both by
     `image_size / 224`, as `ModelConfig.fixed_by_model` does for a resized model.
     """
-    factor = recipe.image_size / DEFAULT_IMAGE_SIZE
-    size = max(1, round(recipe.test_image_size * factor))
-    return max(size, round(recipe.test_short_side * factor)), size
+    return scaled_crop(recipe.test_short_side, recipe.test_image_size,
+                       recipe.image_size / DEFAULT_IMAGE_SIZE)
 
 
 def run_model_config(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_squeezetime.model_config import DEFAULT_FRAME_INTERVAL, DEFAULT_FRAMES
+
 OUT_OF_BOUND_MODES = ("loop", "repeat_last")
 
 
 def dense_indices(
     num_frames: int,
-    clip_len: int = 16,
-    interval: int = 4,
+    clip_len: int = DEFAULT_FRAMES,
+    interval: int = DEFAULT_FRAME_INTERVAL,
     mode: str = "random",
     offset: int | None = None,
     rng: np.random.Generator | None = None,
@@ -59,8 +61,8 @@ def dense_indices(
 
 def multi_clip_indices(
     num_frames: int,
-    clip_len: int = 16,
-    interval: int = 4,
+    clip_len: int = DEFAULT_FRAMES,
+    interval: int = DEFAULT_FRAME_INTERVAL,
     num_clips: int = 10,
     out_of_bound: str = "loop",
 ) -> np.ndarray:
@@ -87,7 +89,7 @@ def multi_clip_indices(
 
 def uniform_indices(
     num_frames: int,
-    num_segments: int = 16,
+    num_segments: int = DEFAULT_FRAMES,
     mode: str = "random",
     rng: np.random.Generator | None = None,
     num_clips: int = 1,

@@ -160,10 +160,12 @@ def test_load_weights_into_from_weights_h5_of_another_head(run_folder):
 
 
 def test_a_preset_and_its_checkpoint_carry_their_dataset_protocol(parity, release, monkeypatch):
-    """HMDB51's official test is 2 clips x 3 crops of 286 at short side 286, Kinetics' 10x3
-    at 224: what `squeezetime-evaluate` uses by default for the preset and its .pth."""
+    """HMDB51's official validation is 2 clips x 3 crops of 224 at short side 224, its test
+    2 x 3 crops of 286 at short side 286; Kinetics' test 10x3 at 224 (REFERENCE.md): what
+    `squeezetime-evaluate` uses by default for the preset and its .pth."""
     assert presets.PRESETS["hmdb51"]["protocol"] == {
-        "val_views": (2, 3), "test_views": (2, 3), "test_short_side": 286, "test_image_size": 286}
+        "val_views": (2, 3), "short_side": 224, "test_views": (2, 3), "test_short_side": 286,
+        "test_image_size": 286}
     config = parity["config"]
     # A stand-in preset: the parity checkpoint (10 classes) under HMDB51's protocol.
     tiny = dict(presets.PRESETS["hmdb51"], file="tiny_hmdb.pth", num_classes=10, labels=None,
@@ -174,8 +176,10 @@ def test_a_preset_and_its_checkpoint_carry_their_dataset_protocol(parity, releas
     loaded = load_model("tiny_hmdb")
     assert loaded.config.test_views == (2, 3) and loaded.config.val_views == (2, 3)
     assert loaded.config.clip_settings("test") == ClipSettings(16, 4, 286, 286)
+    assert loaded.config.clip_settings("val") == ClipSettings(16, 4, 224, 224)
     # Run at 112 px, the test crop keeps its 286/224 ratio to the model's size.
     smaller = load_model("tiny_hmdb", image_size=112).config
     assert smaller.clip_settings("test") == ClipSettings(16, 4, 143, 143)
+    assert smaller.clip_settings("val") == ClipSettings(16, 4, 112, 112)
     # A .pth whose class count names no official dataset gets the default (Kinetics) protocol.
     assert load_model(parity["pth"]).config.test_views == (10, 3)
