@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,6 +49,30 @@ def load_labels(labels: str | os.PathLike | list[str] | tuple[str, ...]) -> list
     if len(set(names)) != len(names):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"Label file {labels!r} repeats class names: {duplicates[:5]}.")
+    return names
+
+
+def resolve_class_names(
+    labels: str | os.PathLike | Sequence[str] | None,
+    num_classes: int,
+    fallback: Sequence[str] | str | os.PathLike | None = None,
+    source: str = "the model",
+) -> list[str] | None:
+    """The class names for a model with `num_classes` outputs: `labels`, else `fallback`
+    (what the model's files say), else None. Either may be anything `load_labels` takes.
+
+    Raises:
+      ValueError: the chosen list does not have exactly `num_classes` names.
+    """
+    chosen = labels if labels is not None else fallback
+    if chosen is None:
+        return None
+    names = load_labels(chosen)
+    if len(names) != num_classes:
+        what = (f"label list {os.fspath(chosen)!r}" if isinstance(chosen, (str, os.PathLike))
+                else "label list")
+        raise ValueError(f"The {what} has {len(names)} names but {source} predicts "
+                         f"{num_classes} classes.")
     return names
 
 

@@ -31,9 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # Source folder -> the package name it is installed as (setup.cfg package_dir).
 PACKAGES = {"keras_squeezetime": "keras_squeezetime", "training": "keras_squeezetime.training",
             "tflite": "keras_squeezetime.tflite"}
-# Old module paths kept as aliases of application modules.
-APP_ALIASES = {"keras_squeezetime.predictor", "keras_squeezetime.inference",
-               "keras_squeezetime.explain"}
 FORBIDDEN = {
     "core": {"training", "tflite", "apps", "cli"},
     "training": {"tflite", "apps", "cli"},
@@ -79,7 +76,7 @@ EXPORTS = _facade_exports()
 def floor(module: str) -> str:
     if module == "keras_squeezetime":
         return "facade"
-    if module in APP_ALIASES or module.startswith("keras_squeezetime.apps"):
+    if module.startswith("keras_squeezetime.apps"):
         return "apps"
     for package in ("keras_squeezetime.training", "keras_squeezetime.tflite"):
         if module == package or module.startswith(package + "."):
@@ -152,8 +149,8 @@ def test_every_module_is_found_and_classified():
     assert floors == {"facade", "core", "training", "tflite", "apps", "cli"}
     assert floor("keras_squeezetime.model_loading") == "core"
     assert floor("keras_squeezetime.training.cli.train") == "cli"
-    assert floor("keras_squeezetime.tflite.convert") == "tflite"
-    assert floor("keras_squeezetime.apps.predictor") == floor("keras_squeezetime.predictor") == "apps"
+    assert floor("keras_squeezetime.tflite.export") == "tflite"
+    assert floor("keras_squeezetime.apps.predictor") == "apps"
 
 
 def test_imports_go_down_the_floors():

@@ -90,7 +90,7 @@ def evaluate_model(
     """
     import keras
 
-    from keras_squeezetime import load_labels
+    from keras_squeezetime.labels import resolve_class_names
     from keras_squeezetime.model_loading import config_of_model, load_model, resized_model
     from keras_squeezetime.training import pipeline
 
@@ -120,7 +120,7 @@ def evaluate_model(
                              + (["views"] if views is not None else [])),
     }
     num_classes = int(model.output_shape[-1])
-    class_names = _class_names(labels, config.class_names, num_classes, load_labels)
+    class_names = resolve_class_names(labels, num_classes, config.class_names, name)
     averaging = "probabilities" if _outputs_probabilities(model) else "softmax of logits"
 
     files = pipeline.list_record_files(data)
@@ -248,13 +248,6 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str] | None, pat
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def _class_names(labels, saved_names, num_classes, load_labels) -> list[str] | None:
-    names = load_labels(labels) if labels is not None else saved_names
-    if names is not None and len(names) != num_classes:
-        raise ValueError(f"{len(names)} class names for a model with {num_classes} classes.")
-    return list(names) if names is not None else None
 
 
 def _protocol_source(loaded) -> str:

@@ -20,11 +20,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from keras_squeezetime import presets
-from keras_squeezetime.model_config import (  # noqa: F401  (ClipSettings re-exported)
-    KERAS_MODEL_FILE,
-    ClipSettings,
-    ModelConfig,
-)
+from keras_squeezetime.labels import load_labels, resolve_class_names  # noqa: F401 (re-exported)
+from keras_squeezetime.model_config import ClipSettings, ModelConfig  # noqa: F401 (re-exported)
 from keras_squeezetime.model_loading import (
     LoadedModel,
     config_of_model,
@@ -139,7 +136,7 @@ def load_predictor(
         raise ValueError(f"Preset {source!r} is a backbone without a classifier; it cannot "
                          f"predict. Use one of {_classifier_presets()}.")
     if labels is not None and not isinstance(labels, (list, tuple)):
-        _load_names(labels)  # a missing label file is reported before the (slow) model load
+        load_labels(labels)  # a missing label file is reported before the (slow) model load
     if kind == "tflite":
         return _from_tflite(source, labels, overrides)
     loaded = load_model(source, image_size=image_size, frames=frames)
@@ -147,35 +144,6 @@ def load_predictor(
         raise ValueError(f"{source} has no classification head (a backbone); it cannot "
                          "predict classes.")
     return _wrap_keras(loaded.model, source, loaded.kind, loaded.config, labels, overrides)
-
-
-def resolve_class_names(
-    labels: str | os.PathLike | Sequence[str] | None,
-    num_classes: int,
-    fallback: Sequence[str] | str | os.PathLike | None = None,
-    source: str = "the model",
-) -> list[str] | None:
-    """The class names for a model with `num_classes` outputs: `labels`, else `fallback`.
-
-    Raises:
-      ValueError: the chosen list does not have exactly `num_classes` names.
-    """
-    chosen = labels if labels is not None else fallback
-    if chosen is None:
-        return None
-    names = _load_names(chosen)
-    if len(names) != num_classes:
-        what = (f"label list {os.fspath(chosen)!r}" if isinstance(chosen, (str, os.PathLike))
-                else "label list")
-        raise ValueError(f"The {what} has {len(names)} names but {source} predicts "
-                         f"{num_classes} classes.")
-    return names
-
-
-def _load_names(labels) -> list[str]:
-    from keras_squeezetime.labels import load_labels
-
-    return load_labels(list(labels) if isinstance(labels, tuple) else labels)
 
 
 def _from_keras_model(keras_model, source: str, kind: str, config: ModelConfig | None, labels,
@@ -256,7 +224,3 @@ def _as_probabilities(outputs: np.ndarray) -> np.ndarray:
 
 def _classifier_presets() -> list[str]:
     return sorted(name for name, meta in presets.PRESETS.items() if meta["num_classes"])
-
-
-# Old names, kept for callers of `keras_squeezetime.predictor`.
-KERAS_MODEL_NAME = KERAS_MODEL_FILE

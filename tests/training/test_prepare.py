@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_squeezetime.training.annotations import VideoEntry, parse_video_list
+from keras_squeezetime.training.annotations import VideoEntry
 from keras_squeezetime.training.prepare import prepare_dataset, shard_names, storage_order
 from keras_squeezetime.training.pipeline import PipelineConfig, train_dataset
 from keras_squeezetime.training.records import parse_sequence_example
