@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from keras_squeezetime import file_paths, presets
+from keras_squeezetime import presets
 from keras_squeezetime.architecture import (
     POS_EMBED_STRIDE,
     STAGE_BLOCKS,
@@ -25,9 +25,8 @@ from keras_squeezetime.architecture import (
 )
 from keras_squeezetime.builder import SqueezeTime
 from keras_squeezetime.labels import load_labels
+from keras_squeezetime.model_kinds import MODEL_KINDS, folder_model_file, model_kind
 from keras_squeezetime.model_config import (
-    KERAS_MODEL_FILE,
-    WEIGHTS_FILE,
     ModelConfig,
     read_model_config,
 )
@@ -43,7 +42,6 @@ from keras_squeezetime.weights.variables import copy_weights
 __all__ = ["MODEL_KINDS", "LoadedModel", "checkpoint_model_config", "config_of_model",
            "copy_weights", "load_model", "load_weights_into", "model_kind", "resized_model"]
 
-MODEL_KINDS = ("preset", "pth", "keras", "folder", "weights", "tflite")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,40 +59,6 @@ class LoadedModel:
     config: ModelConfig
     kind: str
     source: str
-
-
-def model_kind(source: str | os.PathLike) -> str:
-    """Which of `MODEL_KINDS` `source` names, without loading anything.
-
-    Raises:
-      FileNotFoundError: a path of a supported kind that does not exist.
-      ValueError: a name or file of no supported kind, or a folder without a model.
-    """
-    source = os.fspath(source)
-    if source in presets.PRESETS:
-        return "preset"
-    if file_paths.isdir(source):
-        if any(file_paths.exists(file_paths.join(source, name))
-               for name in (KERAS_MODEL_FILE, WEIGHTS_FILE)):
-            return "folder"
-        raise ValueError(f"Model folder {source!r} holds no {KERAS_MODEL_FILE} (nor "
-                         f"{WEIGHTS_FILE}).")
-    lower = source.lower()
-    kind = ("weights" if lower.endswith(".weights.h5") else
-            "keras" if lower.endswith(".keras") else
-            "tflite" if lower.endswith(".tflite") else
-            "pth" if lower.endswith((".pth", ".pt")) else None)
-    if kind is None:
-        what = "file" if file_paths.exists(source) else "name"
-        raise ValueError(
-            f"Unsupported model {what} {source!r}: expected a .keras file, a folder holding "
-            f"{KERAS_MODEL_FILE} (or {WEIGHTS_FILE}) and config.json, a .weights.h5 with "
-            f"config.json beside it, a .tflite file, an official .pth checkpoint or a preset "
-            f"{sorted(presets.PRESETS)}."
-        )
-    if not file_paths.exists(source):
-        raise FileNotFoundError(f"Model file {source!r} does not exist.")
-    return kind
 
 
 def load_model(
@@ -132,9 +96,7 @@ def load_model(
     else:
         path = source
         if kind == "folder":
-            keras_file = file_paths.join(source, KERAS_MODEL_FILE)
-            path = (keras_file if file_paths.exists(keras_file)
-                    else file_paths.join(source, WEIGHTS_FILE))
+            path = folder_model_file(source)
         if path.lower().endswith(".weights.h5"):
             model, config = _load_weights_file(path, image_size)
         else:

@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 from keras_squeezetime import file_paths, presets
-from keras_squeezetime.model_config import KERAS_MODEL_FILE, WEIGHTS_FILE, read_model_config
+from keras_squeezetime.model_config import read_model_config
+from keras_squeezetime.model_kinds import folder_model_file, model_kind
 from keras_squeezetime.weights.checkpoint import load_state_dict
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict
 from keras_squeezetime.weights.variables import copy_weights, variable_paths
@@ -59,37 +60,22 @@ def initialise_weights(
       presets.PresetDownloadError: a preset that cannot be downloaded.
     """
     source = os.fspath(source)
-    if source in presets.PRESETS:
+    kind = model_kind(source)
+    if kind == "preset":
         return apply_official_state_dict(
             model, load_preset_state_dict(source), source=f"preset {source!r}",
             strict_backbone=source not in PARTIAL_PRESETS,
         )
-    if not file_paths.exists(source):
-        raise FileNotFoundError(
-            f"weights={source!r} is neither a preset {sorted(presets.PRESETS)} nor an existing "
-            "file."
-        )
-    if file_paths.isdir(source):
-        if file_paths.exists(file_paths.join(source, KERAS_MODEL_FILE)):
-            return initialise_weights(model, file_paths.join(source, KERAS_MODEL_FILE),
-                                      build_model)
-        if file_paths.exists(file_paths.join(source, WEIGHTS_FILE)):
-            return initialise_weights(model, file_paths.join(source, WEIGHTS_FILE), build_model)
-        raise ValueError(f"Model folder {source!r} holds neither {KERAS_MODEL_FILE} nor "
-                         f"{WEIGHTS_FILE}.")
-    lower = source.lower()
-    if lower.endswith((".pth", ".pt")):
+    if kind == "folder":
+        return initialise_weights(model, folder_model_file(source), build_model)
+    if kind == "pth":
         return apply_official_state_dict(model, load_state_dict(source), source=source)
-    if lower.endswith(".weights.h5"):
+    if kind == "weights":
         return _load_weights_file(model, source, build_model)
-    if lower.endswith(".keras"):
-        saved = load_keras_file(source)
-        return copy_weights(saved, model, source=source)
-    raise ValueError(
-        f"Unrecognised weights file {source!r}: expected an official '.pth' checkpoint, a "
-        f"'.weights.h5' or a '.keras' file, a model folder, or a preset "
-        f"{sorted(presets.PRESETS)}."
-    )
+    if kind == "keras":
+        return copy_weights(load_keras_file(source), model, source=source)
+    raise ValueError(f"weights={source!r} is a LiteRT model, which holds no Keras weights; "
+                     "initialise from the .keras file or folder it was exported from.")
 
 
 def load_keras_file(path: str | os.PathLike) -> keras.Model:

@@ -67,8 +67,14 @@ def test_missing_and_invalid_files(tmp_path):
         SqueezeTime(**SMALL, weights=str(fake))
     other = tmp_path / "weights.bin"
     other.write_bytes(b"\0")
-    with pytest.raises(ValueError, match=r"Unrecognised weights file.*weights.bin"):
+    with pytest.raises(ValueError, match=r"Unsupported model file .*weights.bin"):
         SqueezeTime(**SMALL, weights=str(other))
+    with pytest.raises(ValueError, match=r"Unsupported model name 'kinetics700'"):
+        SqueezeTime(**SMALL, weights="kinetics700")
+    exported = tmp_path / "model.tflite"
+    exported.write_bytes(b"\0")
+    with pytest.raises(ValueError, match=r"model.tflite' is a LiteRT model, which holds no Keras"):
+        SqueezeTime(**SMALL, weights=str(exported))
 
 
 def test_keras_weight_files_load_through_builder(parity, tmp_path):
