@@ -109,6 +109,7 @@ def make_callbacks(
     has_val: bool,
     validation: keras.callbacks.Callback | None = None,
     early_stopping_patience: int | None = None,
+    resumed: bool = False,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they must run: learning rate and validation
     scores into the logs first (`validation`: a `MultiViewValidation`, or None when `fit`
@@ -116,8 +117,10 @@ def make_callbacks(
     accuracy (`early_stopping_patience` epochs without improvement; the best epoch's
     weights are restored when training ends, stopped early or not) and the backup last.
 
-    A resumed run starts early stopping's count afresh: `BackupAndRestore` keeps the model
-    and optimizer, not callback state."""
+    A resumed run (`resumed`) keeps its best checkpoint unless an epoch beats the best
+    value in its history; early stopping's count starts afresh (`BackupAndRestore` keeps
+    the model and optimizer, not callback state). The backup keeps the previous epoch's
+    copy too, for a kill while it is written (`run_folder.resume_epoch`)."""
     # Order matters: the CSV row is written before the backup, so a kill in between replays
     # that epoch and `_trim_history` drops its stale row.
     callbacks: list[keras.callbacks.Callback] = [LogLearningRate()]
@@ -125,13 +128,15 @@ def make_callbacks(
         callbacks.append(validation)
     if chief:
         monitor = "val_accuracy" if has_val else "accuracy"
+        best = (run_folder.best_so_far(f"{output}/{run_folder.HISTORY_FILE}", monitor)
+                if resumed else None)
         tf.io.gfile.makedirs(f"{output}/checkpoints")
         callbacks += [
             keras.callbacks.CSVLogger(f"{output}/{run_folder.HISTORY_FILE}", append=True),
             EpochSummaries(f"{output}/logs"),
             keras.callbacks.ModelCheckpoint(
                 f"{output}/checkpoints/best.keras", monitor=monitor, mode="max",
-                save_best_only=True,
+                save_best_only=True, initial_value_threshold=best,
             ),
             keras.callbacks.ModelCheckpoint(f"{output}/checkpoints/last.keras"),
         ]
@@ -142,5 +147,6 @@ def make_callbacks(
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_accuracy", mode="max", patience=early_stopping_patience,
             restore_best_weights=True, verbose=1))
-    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=backup_dir))
+    callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=backup_dir,
+                                                      double_checkpoint=True))
     return callbacks

@@ -40,6 +40,13 @@ def _major_minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
+# The files of Keras' `BackupAndRestore(double_checkpoint=True)`: weights (model and
+# optimizer), the epoch to resume from, and the suffix of the previous epoch's copies.
+# `run_folder.resume_epoch` repairs a half-written backup with them.
+BACKUP_WEIGHTS = "latest.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
+PREVIOUS_BACKUP = ".bkp"
+
 def missing_internals() -> list[str]:
     """The private names this module relies on that the installed versions lack."""
     import tensorflow as tf
@@ -79,6 +86,17 @@ def missing_internals() -> list[str]:
     missing += [f"Adam.{attribute}" for attribute in
                 ("_momentums", "_velocities", "_distribution_strategy")
                 if not hasattr(adam, attribute)]
+    # run_folder.resume_epoch repairs a half-written backup by these file names.
+    backup = keras.callbacks.BackupAndRestore("backup", double_checkpoint=True)
+    for attribute, expected in (
+        ("_weights_path", BACKUP_WEIGHTS),
+        ("_prev_weights_path", BACKUP_WEIGHTS + PREVIOUS_BACKUP),
+        ("_training_metadata_path", BACKUP_METADATA),
+        ("_prev_training_metadata_path",
+         BACKUP_METADATA + PREVIOUS_BACKUP),
+    ):
+        if not str(getattr(backup, attribute, "")).endswith("/" + expected):
+            missing.append(f"BackupAndRestore.{attribute} ending in {expected}")
     return missing
 
 

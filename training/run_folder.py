@@ -18,9 +18,11 @@ import io
 import json
 from typing import Any
 
+from absl import logging
 import keras
 import tensorflow as tf
 
+from keras_squeezetime import file_paths
 from keras_squeezetime.model_config import (
     CONFIG_FILE,
     DEFAULT_IMAGE_SIZE,
@@ -32,6 +34,7 @@ from keras_squeezetime.model_config import (
     write_model_config,
 )
 from keras_squeezetime.training import strategy as strategy_lib
+from keras_squeezetime.training.compat import BACKUP_METADATA, BACKUP_WEIGHTS, PREVIOUS_BACKUP
 from keras_squeezetime.training.model_setup import OPTIMIZER_FORMS
 from keras_squeezetime.training.recipes import Recipe
 from keras_squeezetime.training.train_config import SetupError, TrainConfig
@@ -40,10 +43,8 @@ MODEL_FILE = KERAS_MODEL_FILE
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 __all__ = ["CONFIG_FILE", "HISTORY_FILE", "METRICS_FILE", "MODEL_FILE", "WEIGHTS_FILE",
-           "RESUME_KEYS", "check_resumable", "final_metrics", "resume_epoch", "run_model_config",
-           "test_protocol", "trim_history", "write_json"]
-# Keras' BackupAndRestore metadata file (epoch to resume from).
-BACKUP_METADATA = "training_metadata.json"
+           "RESUME_KEYS", "best_so_far", "check_resumable", "final_metrics", "resume_epoch",
+           "run_model_config", "test_protocol", "trim_history", "write_json"]
 # Settings a resumed run must share with the run it resumes.
 RESUME_KEYS = (
     "config", "frames", "frame_interval", "image_size", "num_classes", "width_multiplier",
@@ -119,12 +120,76 @@ def run_model_config(
 
 
 def resume_epoch(backup_dir: str) -> int | None:
-    """The epoch a killed run resumes at (its backup's), or None when there is none."""
-    path = f"{backup_dir}/{BACKUP_METADATA}"
-    if not tf.io.gfile.exists(path):
+    """The epoch a killed run resumes at (its backup's), or None when there is none.
+
+    A kill while Keras wrote the backup leaves it half-written; the copy of the epoch
+    before (`BackupAndRestore(double_checkpoint=True)` keeps one) then takes its place,
+    with a warning. Weights without metadata (killed while the first epoch's backup was
+    written) are removed: no epoch had finished.
+
+    Raises:
+      SetupError: the backup is damaged and so is (or there is no) copy of the epoch before.
+    """
+    metadata = f"{backup_dir}/{BACKUP_METADATA}"
+    weights = f"{backup_dir}/{BACKUP_WEIGHTS}"
+    epoch = _intact_backup_epoch(metadata, weights)
+    if epoch is not None:
+        return epoch
+    if not tf.io.gfile.exists(metadata):
+        if tf.io.gfile.exists(weights):
+            tf.io.gfile.remove(weights)
         return None
-    with tf.io.gfile.GFile(path) as handle:
-        return int(json.load(handle)["epoch"])
+    previous = _intact_backup_epoch(metadata + PREVIOUS_BACKUP, weights + PREVIOUS_BACKUP)
+    if previous is None:
+        raise SetupError(
+            f"{backup_dir}: the backup of the last finished epoch is damaged (the run was "
+            "killed while writing it) and there is no intact copy of the epoch before; delete "
+            f"{backup_dir} to start the run over.")
+    logging.warning("%s: the last backup is damaged (the run was killed while writing it); "
+                    "resuming from the copy of epoch %d.", backup_dir, previous)
+    tf.io.gfile.copy(weights + PREVIOUS_BACKUP, weights, overwrite=True)
+    tf.io.gfile.copy(metadata + PREVIOUS_BACKUP, metadata, overwrite=True)
+    return previous
+
+
+def _intact_backup_epoch(metadata: str, weights: str) -> int | None:
+    """The epoch of a backup whose metadata parses and whose weights read whole, else None."""
+    try:
+        with tf.io.gfile.GFile(metadata) as handle:
+            epoch = int(json.load(handle)["epoch"])
+    except (tf.errors.NotFoundError, ValueError, KeyError, TypeError):
+        return None
+    return epoch if _weights_read_whole(weights) else None
+
+
+def _weights_read_whole(path: str) -> bool:
+    """Whether every array of a `.weights.h5` reads (a truncated file fails here, as it
+    would in Keras' restore). Remote files are only checked for existence."""
+    if file_paths.is_remote(path):
+        return tf.io.gfile.exists(path)
+    import h5py
+
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(read)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return False
+    return True
+
+
+def best_so_far(history_path: str, monitor: str) -> float | None:
+    """The best (largest) `monitor` value in a run's history, None without one: what a
+    resumed run's best checkpoint must beat."""
+    if not tf.io.gfile.exists(history_path):
+        return None
+    with tf.io.gfile.GFile(history_path) as handle:
+        values = [float(row[monitor]) for row in csv.DictReader(handle)
+                  if row.get(monitor) not in (None, "")]
+    return max(values) if values else None
 
 
 def check_resumable(output: str, config: ModelConfig) -> None:
@@ -161,8 +226,7 @@ def trim_history(path: str, first_epoch: int) -> None:
     kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < first_epoch]
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows(kept)
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(text.getvalue())
+    file_paths.write_text(path, text.getvalue())
 
 
 def final_metrics(history, resume_epoch: int | None, seconds: float, steps: int,
@@ -190,6 +254,5 @@ def final_metrics(history, resume_epoch: int | None, seconds: float, steps: int,
 
 
 def write_json(path: str, value: dict[str, Any]) -> None:
-    """Writes `value` as indented JSON (local or `gs://`)."""
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(value, indent=2, ensure_ascii=False))
+    """Writes `value` as indented JSON (local or `gs://`), atomically."""
+    file_paths.write_text(path, json.dumps(value, indent=2, ensure_ascii=False))

@@ -146,7 +146,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             tf.TensorSpec((config.batch_size,), tf.int32),
         ))
     callbacks = make_callbacks(output, backup_dir, chief, bool(val_files), multi_view,
-                               config.early_stopping_patience)
+                               config.early_stopping_patience, resumed=resume_epoch is not None)
     started = time.monotonic()
     history = model.fit(
         train_data,

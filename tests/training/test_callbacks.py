@@ -60,3 +60,50 @@ def test_patience_keeps_the_best_epoch_when_every_epoch_runs(tmp_path):
     model, validation, history = _fit(tmp_path, [0.5, 0.9, 0.8], patience=5)
     assert history.epoch == [0, 1, 2]
     np.testing.assert_array_equal(model.layers[-1].kernel.numpy(), validation.kernels[1])
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAtEpochEnd(keras.callbacks.Callback):
+    """Ends the run at the end of `epoch`, after the history row and the checkpoints are
+    written but before the backup is (a kill between them)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Killed()
+
+
+def test_a_resumed_run_keeps_its_best_checkpoint_until_an_epoch_beats_it(tmp_path):
+    from keras_squeezetime.training import run_folder
+
+    output, backup = str(tmp_path / "run"), str(tmp_path / "run" / "backup")
+    accuracies = [0.5, 0.9, 0.6, 0.7]  # best at epoch 1; the resumed epochs are worse
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
+    validation = _ScriptedValidation(accuracies)
+    callbacks = make_callbacks(output, backup, chief=True, has_val=True, validation=validation)
+    callbacks.insert(-1, _KillAtEpochEnd(2))
+    with pytest.raises(_Killed):
+        model.fit(x, y, batch_size=8, epochs=4, callbacks=callbacks, verbose=0)
+    best_kernel = validation.kernels[1]
+
+    resume = run_folder.resume_epoch(backup)
+    assert resume == 2  # epoch 2 is replayed
+    run_folder.trim_history(f"{output}/history.csv", resume)
+    assert run_folder.best_so_far(f"{output}/history.csv", "val_accuracy") == 0.9
+    validation = _ScriptedValidation(accuracies)
+    validation.kernels = [None, None]
+    callbacks = make_callbacks(output, backup, chief=True, has_val=True, validation=validation,
+                               resumed=True)
+    model.fit(x, y, batch_size=8, epochs=4, callbacks=callbacks, verbose=0)
+    assert len(validation.kernels) == 4  # epochs 2 and 3 ran
+    best = keras.saving.load_model(f"{output}/checkpoints/best.keras")
+    np.testing.assert_array_equal(best.layers[-1].kernel.numpy(), best_kernel)

@@ -185,6 +185,8 @@ def test_resume_refuses_a_changed_run(tiny_records, tmp_path):
     output = tmp_path / "run"
     (output / "backup").mkdir(parents=True)
     (output / "backup" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    tiny = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    tiny.save_weights(str(output / "backup" / "latest.weights.h5"))  # a backup reads whole
     (output / "config.json").write_text(json.dumps({"frames": 8, "config": "custom"}))
     result = _train_cli(f"--train-data={tiny_records['train']}", f"--output={output}",
                         "--epochs=2", *TINY_FLAGS, timeout=120)
