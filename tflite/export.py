@@ -185,7 +185,9 @@ def export_tflite(
             model_bytes = finish_converted(
                 model_bytes, bool(float_layers) and float_layers_weights == "int8", input_type)
         extra = {"quantization": quantization, "input_type": input_type,
-                 "input_layout": input_layout, **(sampling or {})}
+                 "input_layout": input_layout,
+                 "output_activation": _probabilities_activation(_head(model).activation),
+                 **(sampling or {})}
         model_bytes = metadata.embed(model_bytes, class_names, extra)
         temp = os.path.join(workdir, "model.tflite")
         with open(temp, "wb") as handle:
@@ -271,6 +273,15 @@ def _probabilities(head_activation: Callable, logits):
     if head_activation in (None, keras.activations.linear):
         return keras.ops.softmax(logits, axis=-1)
     return head_activation(logits)
+
+
+def _probabilities_activation(head_activation: Callable | None) -> str:
+    """The name of what `_probabilities` applies (recorded in the file's metadata)."""
+    import keras
+
+    if head_activation in (None, keras.activations.linear):
+        return "softmax"
+    return getattr(head_activation, "__name__", str(head_activation))
 
 
 class ServingGraph:

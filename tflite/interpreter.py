@@ -121,7 +121,14 @@ class LiteRTModel:
                               class_names=tuple(names) if names is not None else None)
 
     @property
+    def independent_scores(self) -> bool:
+        """Whether `probabilities` are a sigmoid head's, one independent probability per
+        class, rather than a distribution (recorded at export; older files: softmax)."""
+        return self.config.get("output_activation") == "sigmoid"
+
+    @property
     def input_dtype(self) -> np.dtype:
+        """The input tensor's dtype: float32, or uint8 for files taking pixels as bytes."""
         return np.dtype(self.input_detail["dtype"])
 
     def check_clip_shape(self, shape: Sequence[int]) -> None:

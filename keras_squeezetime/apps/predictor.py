@@ -47,6 +47,9 @@ class Predictor:
       class_names: one name per class, or None when nothing names them.
       keras_model: the Keras model (None for `.tflite`); gradients-based explanation needs it.
       config: the model's configuration the settings were derived from.
+      scores: what the model returns: "probabilities" (a distribution per clip),
+        "logits" (turned into one with a softmax) or "independent" (a sigmoid head's
+        probability per class).
     """
 
     kind: str
@@ -57,7 +60,7 @@ class Predictor:
     keras_model: Any = None
     _run: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(default=None, repr=False)
     config: ModelConfig = dataclasses.field(default_factory=ModelConfig, repr=False)
-    independent_scores: bool = False  # a sigmoid head: one probability per class
+    scores: str = "probabilities"
 
     def label(self, index: int) -> str:
         """The name of class `index`, or `"class <index>"` when the model has no names."""
@@ -67,8 +70,9 @@ class Predictor:
         """Class probabilities `(N, num_classes)` of float pixel clips `(N, T, S, S, 3)` in [0, 255].
 
         A model that outputs logits (no softmax) is normalised with a softmax, so the
-        result is a distribution per clip; a sigmoid head's independent probabilities
-        (`independent_scores`) are returned as the model gives them.
+        result is a distribution per clip; probabilities (a softmax head, a `.tflite`
+        file's `probabilities` output) and a sigmoid head's independent probabilities are
+        returned as the model gives them.
         """
         clips = np.asarray(clips, dtype=np.float32)
         expected = (self.settings.frames, self.settings.image_size, self.settings.image_size, 3)
@@ -79,9 +83,15 @@ class Predictor:
         if outputs.shape != (len(clips), self.num_classes):
             raise ValueError(f"{self.source} returned shape {outputs.shape}; expected "
                              f"({len(clips)}, {self.num_classes}).")
-        if self.independent_scores:
-            return outputs.astype(np.float32)
-        return _as_probabilities(outputs).astype(np.float32)
+        if self.scores == "logits":
+            outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+            outputs /= outputs.sum(axis=1, keepdims=True)
+        return outputs.astype(np.float32)
+
+    @property
+    def independent_scores(self) -> bool:
+        """Whether the scores are a sigmoid head's, one independent probability per class."""
+        return self.scores == "independent"
 
 
 def load_predictor(
@@ -168,9 +178,10 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
         raise ValueError(f"{source}: expected class scores (batch, classes); its output is "
                          f"{tuple(keras_model.output_shape)} (a model without its head?).")
     try:
-        independent = output_activation(keras_model) == "sigmoid"
+        activation = output_activation(keras_model)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from error
+    scores = {"softmax": "probabilities", "sigmoid": "independent"}.get(activation, "logits")
     num_classes = int(keras_model.output_shape[-1])
     names = resolve_class_names(labels, num_classes, config.class_names, source)
 
@@ -180,7 +191,7 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
                                for i in range(0, len(clips), BATCH_SIZE)])
 
     return Predictor(kind, source, settings, num_classes, names, keras_model, run, config,
-                     independent_scores=independent)
+                     scores=scores)
 
 
 def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
@@ -209,17 +220,11 @@ def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
     def run(clips: np.ndarray) -> np.ndarray:
         return np.stack([np.asarray(runner.run(clip)[OUTPUT_NAME]).reshape(-1) for clip in clips])
 
-    return Predictor("tflite", path, settings, runner.num_classes, names, None, run, config)
-
-
-def _as_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Softmax of rows that are not already distributions (a model without activation)."""
-    is_distribution = (outputs.min(axis=1) >= 0) & (np.abs(outputs.sum(axis=1) - 1.0) < 1e-3)
-    if is_distribution.all():
-        return outputs
-    shifted = outputs - outputs.max(axis=1, keepdims=True)
-    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    return np.where(is_distribution[:, None], outputs, softmax)
+    # The file's `probabilities` output is the head's activation of its logits (softmax
+    # for a logits head): used as it is, int8 rounding included (its rows may sum to 0.996).
+    scores = "independent" if runner.independent_scores else "probabilities"
+    return Predictor("tflite", path, settings, runner.num_classes, names, None, run, config,
+                     scores=scores)
 
 
 def _classifier_presets() -> list[str]:

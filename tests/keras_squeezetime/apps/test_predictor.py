@@ -187,3 +187,29 @@ def test_tflite_export_agrees_with_keras(model, model_dir, clips, tmp_path):
     np.testing.assert_allclose(stacked.predict_clips(clips), probabilities, atol=3e-5)
     os.remove(tmp_path / "bare.labels.txt")
     assert load_predictor(bare).settings == ClipSettings(FRAMES, 4, SIZE, 73)
+
+
+@pytest.mark.slow
+def test_tflite_probabilities_are_the_files_own(model, clips, tmp_path):
+    """An int8 file's softmax comes in steps of 1/256 (its rows need not sum to 1): the
+    predictor gives them as the file does, not a softmax of them. A sigmoid head's file
+    gives independent scores, flagged as such."""
+    from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    path = tmp_path / "int8.tflite"
+    export_tflite(model, path, quantization="int8", representative_dataset=clips)
+    predictor = load_predictor(path)
+    assert predictor.scores == "probabilities"
+    runner = LiteRTModel(path)
+    expected = np.stack([runner.run(clip)["probabilities"].reshape(-1) for clip in clips])
+    np.testing.assert_array_equal(predictor.predict_clips(clips), expected)
+    assert expected.max() > 0.5  # a softmax of these would put every score near 1/3
+
+    sigmoid = SqueezeTime(input_shape=tuple(model.input_shape[1:]), width_multiplier=0.25,
+                          num_classes=CLASSES, classifier_activation="sigmoid")
+    export_tflite(sigmoid, tmp_path / "sigmoid.tflite")
+    independent = load_predictor(tmp_path / "sigmoid.tflite")
+    assert independent.independent_scores
+    np.testing.assert_allclose(independent.predict_clips(clips), np.asarray(sigmoid(clips)),
+                               atol=1e-5)
