@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Sequence
+import os
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from absl import logging
@@ -91,6 +92,8 @@ def evaluate_model(
     import keras
 
     from keras_squeezetime.labels import resolve_class_names
+    from keras_squeezetime.training.class_names import check_record_class_names
+    from keras_squeezetime.training.shard_manifest import read_shard_index
     from keras_squeezetime.model_loading import config_of_model, load_model, resized_model
     from keras_squeezetime.training import pipeline
 
@@ -121,9 +124,17 @@ def evaluate_model(
     }
     num_classes = int(model.output_shape[-1])
     class_names = resolve_class_names(labels, num_classes, config.class_names, name)
+    files = pipeline.list_record_files(data)
+    index = read_shard_index(files)  # None without manifests beside every file
+    if class_names is not None:
+        # The manifests of prepared records name their classes (cheap to read): scores of
+        # records numbered otherwise would be of mislabelled videos.
+        check_record_class_names(
+            class_names, index[1] if index else {},
+            _names_source(labels, name),
+            f"the records of {data}")
     averaging = "probabilities" if _outputs_probabilities(model) else "softmax of logits"
 
-    files = pipeline.list_record_files(data)
     dataset = pipeline.eval_dataset(
         files, batch_size, pipeline.PipelineConfig(**sampling), num_clips=clips,
         num_crops=crops, skip_corrupt=skip_corrupt, with_keys=True)
@@ -139,8 +150,8 @@ def evaluate_model(
         targets.append(batch_labels.numpy())
         keys.append(batch_keys.numpy())
         clips_scored += int(np.prod(batch.shape[:-4]))
-    skipped = _skipped_records(files, np.concatenate(keys) if keys else np.zeros((0, 2), int)
-                               ) if complete else []
+    skipped = _skipped_records(files, np.concatenate(keys) if keys else np.zeros((0, 2), int),
+                               index[0] if index else {}) if complete else []
     for item in skipped:
         logging.warning("Skipped corrupt record %d of %s: not scored.", item["record"],
                         item["file"])
@@ -272,8 +283,13 @@ def _outputs_probabilities(model) -> bool:
     return activation == "softmax"
 
 
-def _skipped_records(files: Sequence[str], keys: np.ndarray) -> list[dict[str, Any]]:
-    """Every record of `files` whose `(file index, position)` is not among `keys`."""
+def _skipped_records(files: Sequence[str], keys: np.ndarray,
+                     manifest_counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Every record of `files` whose `(file index, position)` is not among `keys`.
+
+    A file's records are those its manifest counts (`manifest_counts`), or that can be
+    read: after a damaged record the reader finds no more, which only the manifest knows of.
+    """
     from keras_squeezetime.training.records import count_records
 
     seen: dict[int, set[int]] = {}
@@ -282,6 +298,16 @@ def _skipped_records(files: Sequence[str], keys: np.ndarray) -> list[dict[str, A
     skipped = []
     for file_index, path in enumerate(files):
         scored = seen.get(file_index, set())
+        total = max(count_records(path), manifest_counts.get(path, 0))
         skipped += [{"file": path, "record": position}
-                    for position in range(count_records(path)) if position not in scored]
+                    for position in range(total) if position not in scored]
     return skipped
+
+
+def _names_source(labels, model_name: str) -> str:
+    """Where evaluation's class names come from, for messages."""
+    if labels is None:
+        return f"the model ({model_name})"
+    if isinstance(labels, (str, os.PathLike)):
+        return f"--labels {os.fspath(labels)}"
+    return "the labels given"

@@ -41,6 +41,7 @@ import tensorflow as tf
 from keras_squeezetime import load_labels
 from keras_squeezetime.training import compat, pipeline, strategy as strategy_lib
 from keras_squeezetime.training.callbacks import MultiViewValidation, make_callbacks
+from keras_squeezetime.training.class_names import check_record_class_names
 from keras_squeezetime.training.model_setup import (
     build_model,
     compile_for_training,
@@ -110,6 +111,16 @@ def train(config: TrainConfig) -> dict[str, Any]:
             "lower --batch-size or add data."
         )
     class_names = _class_names(recipe, label_texts)
+    if val_files:
+        num_val, val_texts = count_records(val_files)
+        names_source = (f"--labels {recipe.labels}" if recipe.labels
+                        else "the training records' class list")
+        try:
+            if class_names is not None:
+                check_record_class_names(class_names, val_texts, names_source,
+                                         "the validation records")
+        except ValueError as error:  # validation scores would be of mislabelled videos
+            raise SetupError(str(error)) from error
     model_config = run_model_config(config, recipe, strategy, steps, num_train, class_names)
     output = config.output.rstrip("/")
     tf.io.gfile.makedirs(output)
@@ -131,7 +142,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     val_data, validation_steps, multi_view = None, config.validation_steps, None
     if val_files:
         val_data, validation_steps, multi_view = _validation(
-            config, recipe, strategy, val_files, data_config)
+            config, recipe, strategy, val_files, num_val, data_config)
 
     with strategy.scope():
         model = build_model(recipe, config.width_multiplier)
@@ -170,13 +181,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     return metrics
 
 
-def _validation(config: TrainConfig, recipe: Recipe, strategy, files: list[str], data_config):
+def _validation(config: TrainConfig, recipe: Recipe, strategy, files: list[str], num_val: int,
+                data_config):
     """`(validation_data for fit, its steps, MultiViewValidation or None)` of the recipe's
     validation protocol: `fit` scores one view per video; several views (HMDB51's 2 x 3 at
     short side 224) are scored per video by the callback."""
     multi_worker = strategy_lib.num_workers(strategy) > 1
     full_batches = strategy.num_replicas_in_sync > 1
-    num_val = count_records(files)[0]
     if full_batches and num_val < config.batch_size:
         raise SetupError(
             f"Validation under {config.strategy} needs at least one full batch: "
@@ -218,13 +229,11 @@ def _class_names(recipe: Recipe, label_texts: dict[int, str]) -> list[str] | Non
             raise SetupError(
                 f"--labels {recipe.labels} has {len(names)} names for {recipe.num_classes} classes."
             )
-        differ = [i for i in sorted(label_texts) if label_texts[i] != names[i]]
-        if differ:
-            shown = ", ".join(f"{i}: {names[i]!r} there, {label_texts[i]!r} in the records"
-                              for i in differ[:3])
-            raise SetupError(
-                f"--labels {recipe.labels} names {len(differ)} class(es) otherwise than the "
-                f"training records do ({shown}): line i of the file must name class index i.")
+        try:
+            check_record_class_names(names, label_texts, f"--labels {recipe.labels}",
+                                     "the training records")
+        except ValueError as error:
+            raise SetupError(str(error)) from error
         return names
     if len(label_texts) == recipe.num_classes and set(label_texts) == set(range(recipe.num_classes)):
         return [label_texts[i] for i in range(recipe.num_classes)]

@@ -295,3 +295,51 @@ def test_corrupt_records_are_skipped_and_reported(keras_model, tmp_path, caplog)
     # Unskipped, whichever corrupt record is read first stops the run.
     with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.DataLossError)):
         evaluate_model(str(keras_model), pattern, views=(1, 1), skip_corrupt=False)
+
+
+def _prepared(folder, labels: list[int], names: dict[int, str], truncate_at: int | None = None):
+    """One shard and the manifest squeezetime-prepare writes beside it (record count and
+    class names); `truncate_at`: the file is cut in the middle of that record."""
+    rng = np.random.default_rng(5)
+    folder.mkdir()
+    path = folder / "val-00000-of-00001.tfrecord"
+    serialized = [make_sequence_example(
+        [tf.io.encode_jpeg(f).numpy() for f in rng.integers(0, 255, (8, 48, 64, 3), np.uint8)],
+        label).SerializeToString() for label in labels]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for data in serialized:
+            writer.write(data)
+    if truncate_at is not None:
+        end = sum(12 + len(data) + 4 for data in serialized[:truncate_at]) + 40
+        path.write_bytes(path.read_bytes()[:end])
+    (folder / "manifest.json").write_text(json.dumps({
+        "shards": [{"name": path.name, "records": len(labels)}],
+        "classes": [{"index": i, "name": name, "videos": 1} for i, name in names.items()]}))
+    return str(folder / "*.tfrecord")
+
+
+def test_records_lost_after_a_damaged_record_are_counted_from_the_manifest(keras_model,
+                                                                           tmp_path):
+    """The reader finds nothing after a file is cut short; the manifest says how many
+    records the file had, so each one missing is listed as left out."""
+    pattern = _prepared(tmp_path / "cut", [0, 1, 2, 0, 1], dict(enumerate(NAMES)),
+                        truncate_at=2)
+    metrics = evaluate_model(str(keras_model), pattern, views=(1, 1))
+    assert metrics["num_videos"] == 2 and metrics["num_skipped"] == 3
+    assert [item["record"] for item in metrics["skipped"]] == [2, 3, 4]
+
+
+def test_records_numbering_classes_otherwise_than_the_model_are_refused(keras_model, tmp_path):
+    # Prepared from a folder missing class "a": "b" became index 0 and "c" index 1.
+    shifted = _prepared(tmp_path / "shifted", [0, 1], {0: "b", 1: "c"})
+    with pytest.raises(ValueError, match=r"the model \(.*model.keras\) names 2 class\(es\) "
+                                         r"otherwise than the records of .* do \(0: 'a' there, "
+                                         r"'b' in the records"):
+        evaluate_model(str(keras_model), shifted, views=(1, 1))
+    # The model's own order, and a --labels file the records disagree with.
+    same = _prepared(tmp_path / "same", [0, 1, 2], dict(enumerate(NAMES)))
+    assert evaluate_model(str(keras_model), same, views=(1, 1))["num_videos"] == 3
+    swapped = tmp_path / "swapped.txt"
+    swapped.write_text("b\na\nc\n")
+    with pytest.raises(ValueError, match=r"--labels .*swapped.txt names 2 class\(es\)"):
+        evaluate_model(str(keras_model), same, views=(1, 1), labels=str(swapped))

@@ -181,6 +181,30 @@ def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path):
     assert int(last.optimizer.iterations.numpy()) == 4 * 2
 
 
+def test_validation_records_numbered_otherwise_stop_the_run_before_training(tiny_records,
+                                                                            tmp_path):
+    """Validation scores of records whose class indices mean other classes are scores of
+    mislabelled videos: the run stops, naming the classes, before building a model."""
+    import shutil
+
+    val = pathlib.Path(tiny_records["val"]).parent
+    shifted = tmp_path / "val"
+    shutil.copytree(val, shifted)
+    manifest = json.loads((shifted / "manifest.json").read_text())
+    names = [c["name"] for c in manifest["classes"]]
+    for entry in manifest["classes"]:  # as if prepared without the first class's folder
+        entry["name"] = names[(entry["index"] + 1) % len(names)]
+    (shifted / "manifest.json").write_text(json.dumps(manifest))
+    result = _train_cli(f"--train-data={tiny_records['train']}",
+                        f"--val-data={shifted}/*.tfrecord", f"--output={tmp_path / 'run'}",
+                        "--epochs=1", *TINY_FLAGS, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert (f"the training records' class list names 8 class(es) otherwise than the "
+            f"validation records do (0: {names[0]!r} there, {names[1]!r} in the records"
+            in result.stderr)
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
 def test_resume_refuses_a_changed_run(tiny_records, tmp_path):
     output = tmp_path / "run"
     (output / "backup").mkdir(parents=True)
