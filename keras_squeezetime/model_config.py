@@ -27,6 +27,8 @@ from keras_squeezetime.architecture import DEFAULT_POS_EMBED_SIZES
 CONFIG_FILE = "config.json"
 KERAS_MODEL_FILE = "model.keras"
 WEIGHTS_FILE = "model.weights.h5"
+# A training run's folder of checkpoints (`best.keras`, `last.keras`), beside its config.json.
+CHECKPOINTS_FOLDER = "checkpoints"
 
 # The Kinetics recipe (paper / mmaction config): 16 frames every 4th, short side 256, 224 crop
 # for training and validation; the test protocol takes 10 clips x 3 crops at short side 224.
@@ -241,13 +243,19 @@ def scaled_crop(short_side: int, crop: int, factor: float) -> tuple[int, int]:
 
 def config_path(path: str | os.PathLike) -> str:
     """Where the `config.json` of `path` lies: `path` itself if it names a `.json`, inside
-    it if it is a folder, else beside it (a model file)."""
+    it if it is a folder, else beside it (a model file), or for a run's checkpoint
+    (`<run>/checkpoints/best.keras`) without one beside it, the run's."""
     path = os.fspath(path)
     if path.endswith(".json"):
         return path
     if file_paths.isdir(path):
         return file_paths.join(path, CONFIG_FILE)
-    return file_paths.join(file_paths.parent(path), CONFIG_FILE)
+    folder = file_paths.parent(path)
+    beside = file_paths.join(folder, CONFIG_FILE)
+    if (folder.rstrip("/").rsplit("/", 1)[-1] == CHECKPOINTS_FOLDER
+            and not file_paths.exists(beside)):
+        return file_paths.join(file_paths.parent(folder), CONFIG_FILE)
+    return beside
 
 
 def read_model_config(path: str | os.PathLike) -> ModelConfig | None:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_squeezetime.model_config import CHECKPOINTS_FOLDER
 from keras_squeezetime.training import run_folder
 from keras_squeezetime.training.evaluate import predict_views
 
@@ -130,15 +131,16 @@ def make_callbacks(
         monitor = "val_accuracy" if has_val else "accuracy"
         best = (run_folder.best_so_far(f"{output}/{run_folder.HISTORY_FILE}", monitor)
                 if resumed else None)
-        tf.io.gfile.makedirs(f"{output}/checkpoints")
+        checkpoints = f"{output}/{CHECKPOINTS_FOLDER}"
+        tf.io.gfile.makedirs(checkpoints)
         callbacks += [
             keras.callbacks.CSVLogger(f"{output}/{run_folder.HISTORY_FILE}", append=True),
             EpochSummaries(f"{output}/logs"),
             keras.callbacks.ModelCheckpoint(
-                f"{output}/checkpoints/best.keras", monitor=monitor, mode="max",
+                f"{checkpoints}/best.keras", monitor=monitor, mode="max",
                 save_best_only=True, initial_value_threshold=best,
             ),
-            keras.callbacks.ModelCheckpoint(f"{output}/checkpoints/last.keras"),
+            keras.callbacks.ModelCheckpoint(f"{checkpoints}/last.keras"),
         ]
     if early_stopping_patience:
         if not has_val:

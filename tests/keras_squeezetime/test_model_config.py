@@ -109,3 +109,18 @@ def test_write_is_atomic_and_an_ordinary_file(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
     assert read_model_config(folder / "model.weights.h5").class_names == ("a", "b")
+
+
+def test_a_run_checkpoint_reads_the_runs_config(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.keras").write_bytes(b"")
+    config = ModelConfig(frames=8, frame_interval=2, num_classes=3)
+    write_model_config(run, config)
+    assert read_model_config(run / "checkpoints" / "best.keras") == config
+    # A config.json beside the file wins; a folder of another name has no such fallback.
+    beside = config.replace(frame_interval=5)
+    write_model_config(run / "checkpoints", beside)
+    assert read_model_config(run / "checkpoints" / "best.keras") == beside
+    (run / "saved").mkdir()
+    assert read_model_config(run / "saved" / "best.keras") is None

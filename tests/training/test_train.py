@@ -133,6 +133,12 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
         model(np.zeros((1, 4, 32, 32, 3), "float32"))
     last = keras.saving.load_model(output / "checkpoints" / "last.keras")
     assert type(last.optimizer).__name__ == "AdamW"
+    # The package's loader reads the run's config.json for a checkpoint (frame interval 2
+    # and the class names, not the defaults).
+    from keras_squeezetime import load_model
+
+    checkpoint = load_model(str(output / "checkpoints" / "best.keras")).config
+    assert checkpoint.frame_interval == 2 and checkpoint.class_names == tuple(config["class_names"])
     # With --early-stopping-patience the model keeps the best validation epoch's weights
     # even when every epoch ran: best.keras's, not last.keras's (unless epoch 2 was best).
     best_epoch = metrics["best_epoch_this_run"]
