@@ -5,7 +5,8 @@
 
 Runs `squeezetime-export` twice (float32 and int8 with raw uint8 input) and
 `squeezetime-eval-tflite` on both. The TF 2.21 converter leaks memory on each call, so each
-conversion runs in its own process, as the CLIs do.
+conversion runs in its own process, as the CLIs do. The summary is read from the report's
+`"variants"` list, which `squeezetime-eval-tflite` writes for one `--model` or several.
 """
 
 from __future__ import annotations
@@ -21,12 +22,23 @@ def run(module: str, *args: str) -> None:
     subprocess.run([sys.executable, "-m", module, *args], check=True)
 
 
+def summary_lines(report: str) -> list[str]:
+    """One line per variant of a `squeezetime-eval-tflite` report.json."""
+    with open(report, encoding="utf-8") as handle:
+        variants = json.load(handle)["variants"]
+    return [f"{v['variant']}: top-1 {v['top1']:.1%}, agreement with Keras "
+            f"{v['agreement_top1']:.1%}, {v['size_bytes'] / 1e6:.1f} MB, "
+            f"{v['latency_ms']['median']:.1f} ms" for v in variants]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help=".keras file beside its config.json")
-    parser.add_argument("--calibration", required=True, help="TFRecord pattern or video list")
-    parser.add_argument("--data", required=True, help="evaluation TFRecord pattern or list")
+    parser.add_argument("--calibration", required=True,
+                        help="TFRecord pattern or video list (.txt)")
+    parser.add_argument("--data", required=True,
+                        help="evaluation TFRecord pattern or video list (.txt)")
     parser.add_argument("--output", default="litert")
     parser.add_argument("--calibration-clips", type=int, default=300)
     args = parser.parse_args()
@@ -43,11 +55,7 @@ def main() -> None:
     run("keras_squeezetime.tflite.cli.evaluate", "--model", paths["float32"],
         "--model", paths["int8"], "--data", args.data, "--reference", args.model,
         "--output", report)
-    with open(report, encoding="utf-8") as handle:
-        for variant in json.load(handle)["variants"]:
-            print(f"{variant['variant']}: top-1 {variant['top1']:.1%}, agreement with Keras "
-                  f"{variant['agreement_top1']:.1%}, {variant['size_bytes'] / 1e6:.1f} MB, "
-                  f"{variant['latency_ms']['median']:.1f} ms")
+    print("\n".join(summary_lines(report)))
 
 
 if __name__ == "__main__":

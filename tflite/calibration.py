@@ -3,13 +3,16 @@
 Both sources give centre clips sampled exactly as validation does (`frames` frames every
 `frame_interval`, short side `short_side`, centre crop `image_size`), as float32 pixels in
 [0, 255] with their integer label. A `.txt` path is read as a video list (`path label` per
-line, paths relative to the list's folder); anything else as a TFRecord glob pattern.
+line, paths relative to the list's folder); anything else as a TFRecord glob pattern, whose
+files are checked to be TFRecords before any clip is read (a list under another name is
+named as such, not read as a broken record).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Iterator
 
 import numpy as np
@@ -30,14 +33,26 @@ def is_video_list(source: str) -> bool:
 
 
 def check_source(source: str) -> None:
-    """Raises FileNotFoundError when `source` names no data, without reading any clip."""
+    """Raises when `source` names no usable data, without reading any clip.
+
+    Raises:
+      FileNotFoundError: the list file is missing or the pattern matches no file.
+      ValueError: a file the pattern matches is not a TFRecord (its first record header
+        fails its checksum); the message names it, and says a video list must end in .txt
+        when it is text.
+    """
     if is_video_list(source):
         if not os.path.isfile(source):
             raise FileNotFoundError(f"Video list {source} does not exist.")
-    else:
-        from keras_squeezetime.training.pipeline import list_record_files
+        return
+    from keras_squeezetime.training.pipeline import list_record_files
+    from keras_squeezetime.training.records import record_file_problem
 
-        list_record_files(source)  # FileNotFoundError naming the pattern when nothing matches
+    # FileNotFoundError naming the pattern when nothing matches.
+    for path in list_record_files(source):
+        problem = record_file_problem(path, first_record_only=True)
+        if problem is not None:
+            raise ValueError(_not_records_message(path, problem))
 
 
 def iter_clips(
@@ -51,6 +66,8 @@ def iter_clips(
 
     Raises:
       FileNotFoundError: the list file is missing or the pattern matches no file.
+      ValueError: a file of the pattern is not a valid TFRecord (named, see `check_source`),
+        or a record cannot be read as a clip.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1; got {limit}.")
@@ -135,7 +152,10 @@ def _list_clips(
 
 
 def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
-    from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset
+    import tensorflow as tf
+
+    from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset, list_record_files
+    from keras_squeezetime.training.records import record_file_problem
 
     config = PipelineConfig(
         frames=spec.frames,
@@ -143,5 +163,55 @@ def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray
         image_size=spec.image_size,
         short_side=spec.short_side,
     )
-    for clips, labels in eval_dataset(pattern, 1, config).as_numpy_iterator():
-        yield clips[0].astype(np.float32), int(labels[0])
+    try:
+        for clips, labels in eval_dataset(pattern, 1, config).as_numpy_iterator():
+            yield clips[0].astype(np.float32), int(labels[0])
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        # TensorFlow's message names neither file nor pattern: find the damaged file by its
+        # record headers (cheap: a seek per record), else name the pattern.
+        for path in list_record_files(pattern):
+            problem = record_file_problem(path)
+            if problem is not None:
+                raise ValueError(_not_records_message(path, problem)) from None
+        damage = ("a record is corrupt" if isinstance(error, tf.errors.DataLossError)
+                  else "a record could not be read as a SqueezeTime clip")
+        raise ValueError(
+            f"TFRecord data {pattern}: {damage} ({_tf_reason(error)}); TFRecords must be "
+            "valid files written by squeezetime-prepare."
+        ) from None
+
+
+def _looks_like_text(path: str) -> bool:
+    """Whether `path` starts with UTF-8 text (no NUL byte): a video list, not a record file."""
+    from keras_squeezetime import file_paths
+
+    if file_paths.is_remote(path):
+        return False
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte character cut by the 4096-byte read is still text.
+        if error.start < len(head) - 3:
+            return False
+    return bool(head) and b"\0" not in head
+
+
+def _not_records_message(path: str, problem: str) -> str:
+    """One line naming `path`, what is wrong with it and what was expected."""
+    # A TFRecord starts with a little-endian uint64 length, NUL bytes: text is no TFRecord.
+    if _looks_like_text(path):
+        return (f"{path} is a text file, not a TFRecord file; a video list must be named "
+                "*.txt to be read as one (rename it), and TFRecords must be valid files "
+                "written by squeezetime-prepare.")
+    return (f"{path} is not a valid TFRecord file: {problem}; TFRecords must be valid files "
+            "written by squeezetime-prepare, and a video list must end in .txt.")
+
+
+def _tf_reason(error: Exception) -> str:
+    """TensorFlow's error message without its graph-function and op decorations."""
+    message = getattr(error, "message", str(error))
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
+    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message, flags=re.S)
+    return " ".join(message.split()) or type(error).__name__

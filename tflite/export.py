@@ -93,8 +93,9 @@ def export_tflite(
 
     Args:
       model: a `keras_squeezetime.SqueezeTime` model with its head (`include_top=True`).
-      output: path of the `.tflite` file; written atomically (temp file, then rename),
-        so a failed export leaves nothing behind.
+      output: path of the `.tflite` file (not an existing folder); written atomically
+        (temp file, then rename), and the labels file after it, so a failed export leaves
+        nothing behind.
       quantization: "float32", "float16" (weights in float16, float32 arithmetic),
         "float16-compute" (weights in float16, and the file allows fp16 arithmetic with
         fp16 accumulation: XNNPACK then computes in fp16 on CPUs that have it, ARMv8.2-A
@@ -126,8 +127,8 @@ def export_tflite(
       An `ExportResult`.
 
     Raises:
-      ValueError: bad arguments, a model without classification head, or no
-        representative data for "int8".
+      ValueError: bad arguments (e.g. `output` is a folder), a model without
+        classification head, or no representative data for "int8".
       UnsupportedOpsError: an op would need Flex; the message names it.
       int8_agreement.AgreementNotReachedError: `target_agreement` was not reached (a
         ValueError naming the best agreement found); nothing is written.
@@ -136,6 +137,7 @@ def export_tflite(
     from keras_squeezetime.tflite import metadata, model_ops
 
     layouts.check_layout(input_layout)
+    check_output_file(output, class_names is not None)
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; got {quantization!r}.")
     if input_type not in INPUT_TYPES:
@@ -194,8 +196,18 @@ def export_tflite(
             handle.write(model_bytes)
         labels_path = None
         if class_names is not None:
-            labels_path = metadata.write_labels_beside(output, class_names)
+            labels_path = metadata.labels_path_for(output)
+            temp_labels = os.path.join(workdir, "labels.txt")
+            with open(temp_labels, "w", encoding="utf-8") as handle:
+                handle.write(metadata.labels_text(class_names))
+        # The model first: a labels file must never stand beside a model that failed.
         os.replace(temp, output)
+        if labels_path is not None:
+            try:
+                os.replace(temp_labels, labels_path)
+            except OSError:
+                os.remove(output)
+                raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     ops = model_ops.op_counts(model_bytes)
@@ -211,6 +223,21 @@ def export_tflite(
         input_layout=input_layout,
         int8_report=int8_report,
     )
+
+
+def check_output_file(output: str | os.PathLike, labels: bool = True) -> None:
+    """Raises ValueError when `output` cannot be the `.tflite` file written: an existing
+    folder (or, with `labels`, its `.labels.txt` path is one). Checked before any work."""
+    from keras_squeezetime.tflite import metadata
+
+    output = os.fspath(output)
+    if os.path.isdir(output):
+        raise ValueError(f"Output {output} is an existing folder; name the .tflite file to "
+                         f"write, e.g. {os.path.join(output, 'model.tflite')}.")
+    labels_path = metadata.labels_path_for(output)
+    if labels and os.path.isdir(labels_path):
+        raise ValueError(f"The labels file {labels_path} of output {output} is an existing "
+                         "folder; remove it or name another .tflite file.")
 
 
 def check_target_agreement(target: float, quantization: str = "int8",

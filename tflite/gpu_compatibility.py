@@ -107,9 +107,10 @@ def gpu_accelerator_check(path: str | os.PathLike, fp32: bool = True, seed: int 
       `{"device": bool, "compiled": bool, "fully_accelerated": bool, "unsupported_ops":
       [...], "max_abs_error": float, "max_abs_output": float, "error": str or None}`;
       `device` is False when no GPU (or software Vulkan) device exists here, and then
-      nothing else is known. `unsupported_ops` are the accelerator's own lines ("RESHAPE:
-      Tensor dimensions must be less than 5. ..."); `max_abs_error` compares the outputs
-      with the interpreter's (logits when exported, else probabilities).
+      nothing else is known (`error` says so, with LiteRT's reason). `unsupported_ops`
+      are the accelerator's own lines ("RESHAPE: Tensor dimensions must be less than 5.
+      ..."); `max_abs_error` compares the outputs with the interpreter's (logits when
+      exported, else probabilities).
     """
     import tempfile
 
@@ -142,7 +143,20 @@ def gpu_accelerator_check(path: str | os.PathLike, fp32: bool = True, seed: int 
     result["device"] = not any(marker in child.stderr for marker in _NO_DEVICE)
     if not result["device"]:
         result["compiled"] = False
+        # The compile error itself is a bare source location; the reason is in the log.
+        result["error"] = no_device_error(child.stderr)
     return result
+
+
+def no_device_error(stderr: str) -> str:
+    """The `error` of a check that found no GPU device: that, and LiteRT's own reason."""
+    lines = stderr.splitlines()
+    # The line of the most specific marker ("No adapters found" first).
+    reason = next((line for marker in _NO_DEVICE for line in lines if marker in line), "")
+    # "ERROR: [delegate_webgpu.cc:359] Failed to ..." -> "Failed to ...".
+    reason = re.sub(r"^(?:\w+:\s*)?(?:\[[^\]]*\]\s*)?", "", reason.strip())
+    return ("no GPU accelerator available: LiteRT found no GPU or Vulkan device"
+            + (f" ({reason})" if reason else ""))
 
 
 def _parse_child(stdout: str) -> dict | None:

@@ -34,15 +34,34 @@ import numpy as np
 COMPILED_MODEL_CLIPS = 8
 
 
-def reference_logits(path: str, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Logits of the Keras model at `path` (any kind `load_model` takes) for pixel clips
-    `(N, T, S, S, 3)`."""
+def load_reference(path: str, clip_shape: Sequence[int]):
+    """The Keras model at `path` (any kind `load_model` takes), built for clips `(T, S, S, 3)`."""
+    from keras_squeezetime.model_loading import load_model
+
+    return load_model(path, image_size=clip_shape[1], frames=clip_shape[0]).model
+
+
+def check_reference_classes(reference, reference_path: str, models: Sequence) -> None:
+    """Raises ValueError naming both class counts when a file's differ from the reference's."""
+    from keras_squeezetime.architecture import HEAD
+
+    classes = reference.get_layer(HEAD).num_classes
+    for model in models:
+        if model.num_classes != classes:
+            raise ValueError(
+                f"The reference {reference_path} has {classes} classes but {model.path} has "
+                f"{model.num_classes}; compare a file with the Keras model it was exported from.")
+
+
+def reference_logits(path_or_model, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Logits of a Keras model (or the one at a path, any kind `load_model` takes) for pixel
+    clips `(N, T, S, S, 3)`."""
     import keras
 
     from keras_squeezetime.architecture import HEAD
-    from keras_squeezetime.model_loading import load_model
 
-    model = load_model(path, image_size=clips.shape[2], frames=clips.shape[1]).model
+    model = (load_reference(path_or_model, clips.shape[1:])
+             if isinstance(path_or_model, (str, os.PathLike)) else path_or_model)
     head = model.get_layer(HEAD)
     activation, head.activation = head.activation, keras.activations.linear
     try:
@@ -86,7 +105,8 @@ def evaluate(
       gpu: also compile and run each file on LiteRT's GPU accelerator.
 
     Raises:
-      ValueError: the files take different clips, or a file/data problem (named).
+      ValueError: the files take different clips, their class count is not the
+        reference's, or a file/data problem (named).
       FileNotFoundError: a file or the data is missing.
     """
     from keras_squeezetime.tflite import calibration, report
@@ -99,10 +119,14 @@ def evaluate(
     if len(shapes) != 1:
         raise ValueError(f"The models take different clips {sorted(shapes)}; compare variants "
                          "of one model only.")
+    # The reference is checked before any clip is read or run.
+    reference_model = load_reference(reference, models[0].clip_shape) if reference else None
+    if reference_model is not None:
+        check_reference_classes(reference_model, reference, models)
     clips, labels = calibration.load_clips(
         data, clip_settings(models[0], frame_interval, short_side), limit)
     models[0].check_clip_shape(clips.shape[1:])
-    ref = reference_logits(reference, clips) if reference else None
+    ref = reference_logits(reference_model, clips) if reference_model is not None else None
     latencies = measure_latency(models, clips[0], runs, warmup)
     reports = []
     for model, latency in zip(models, latencies):

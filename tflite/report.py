@@ -70,11 +70,15 @@ def markdown_table(reports: Sequence[dict]) -> str:
 def write_reports(reports: Sequence[dict], output: str | os.PathLike) -> list[str]:
     """Writes `output` (JSON), `<stem>.md` and `<stem>.png`, each atomically; returns the paths.
 
-    The JSON is the report itself for one variant, `{"variants": [...]}` for several.
+    The JSON is always `{"variants": [one report per variant]}`, however many there are;
+    with one variant its report's keys are also at the top level, where readers of the
+    one-variant reports written before "variants" was always present find them.
     """
     output = os.fspath(output)
     stem = os.path.splitext(output)[0]
-    payload = reports[0] if len(reports) == 1 else {"variants": list(reports)}
+    payload = {"variants": list(reports)}
+    if len(reports) == 1:
+        payload = {**reports[0], **payload}
     paths = [output, stem + ".md", stem + ".png"]
     file_paths.write_text(paths[0], json.dumps(payload, indent=2, sort_keys=True))
     file_paths.write_text(paths[1], markdown_table(reports))

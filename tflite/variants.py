@@ -122,6 +122,19 @@ def variant_file_name(model: str, quantization: str, input_type: str,
             f"{'_stacked' if input_layout == 'stacked' else ''}.tflite")
 
 
+def check_output(output: str, quantizations: Sequence[str]) -> None:
+    """Raises ValueError, before any work, when `output` cannot take the variants: one
+    quantization writes the `.tflite` file it names (not an existing folder), several
+    write into the folder it names (not a file)."""
+    from keras_squeezetime.tflite.export import check_output_file
+
+    if len(quantizations) == 1:
+        check_output_file(output)
+    elif output.endswith(".tflite") or os.path.isfile(output):
+        raise ValueError(
+            f"With several quantizations the output is a folder; got the file {output}.")
+
+
 def check_model(model: str) -> None:
     """Raises FileNotFoundError or ValueError for a model that cannot be exported, unloaded."""
     from keras_squeezetime.model_loading import model_kind
@@ -154,6 +167,12 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
 
     request = request.for_variant(quantization)
     request.check([quantization])
+    check_output(output, [quantization])
+    if quantization == "int8":
+        # Named before the model is loaded, not after.
+        calibration.check_source(request.representative_data)
+        if request.agreement_data:
+            calibration.check_source(request.agreement_data)
     model, settings, class_names = load_for_export(request)
     clips = held_out = None
     if quantization == "int8":
@@ -199,8 +218,7 @@ def export_variants(request: ExportRequest, quantizations: Sequence[str], folder
 
     log = log or sys.stderr
     request.check(quantizations)
-    if folder.endswith(".tflite") or os.path.isfile(folder):
-        raise ValueError(f"With several quantizations the output is a folder; got the file {folder}.")
+    check_output(folder, quantizations)
     # Checked once here rather than failing the same way in every subprocess.
     check_model(request.model)
     if "int8" in quantizations:

@@ -199,6 +199,46 @@ def test_int8_without_data_and_bad_options(tiny, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_existing_folder_as_output_is_refused_before_any_work(tiny, tmp_path):
+    """A folder named as the output file is a ValueError naming it; nothing is written."""
+    from keras_squeezetime.tflite.export import export_tflite
+
+    folder = tmp_path / "q"
+    folder.mkdir()
+    with pytest.raises(ValueError, match=rf"Output {folder} is an existing folder; name the "
+                                         r"\.tflite file to write"):
+        export_tflite(tiny.folded, folder, class_names=tiny.NAMES)
+    assert os.listdir(tmp_path) == ["q"] and os.listdir(folder) == []
+    # The labels file's path taken by a folder is refused the same way.
+    (tmp_path / "m.labels.txt").mkdir()
+    with pytest.raises(ValueError, match=r"m\.labels\.txt of output .*m\.tflite is an existing "
+                                         "folder"):
+        export_tflite(tiny.folded, tmp_path / "m.tflite", class_names=tiny.NAMES)
+    assert sorted(os.listdir(tmp_path)) == ["m.labels.txt", "q"]
+
+
+@pytest.mark.parametrize("failing", ["model", "labels"])
+def test_failed_move_into_place_leaves_no_model_and_no_labels(
+        tiny, tmp_path, monkeypatch, failing):
+    """The model is moved into place first and the labels after it: whichever move fails,
+    no labels file stands beside a missing model, and no model without its labels."""
+    from keras_squeezetime.tflite import export
+
+    output = tmp_path / "m.tflite"
+    target = str(output) if failing == "model" else str(tmp_path / "m.labels.txt")
+    replace = os.replace
+
+    def failing_replace(source, destination):
+        if os.fspath(destination) == target:
+            raise OSError(f"simulated failure moving onto {destination}")
+        replace(source, destination)
+
+    monkeypatch.setattr(export.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated failure"):
+        export.export_tflite(tiny.folded, output, class_names=tiny.NAMES)
+    assert os.listdir(tmp_path) == []
+
+
 def test_op_without_builtin_kernel_is_named_not_sent_to_flex():
     """The converter may only use builtins: an op that would need Flex fails, naming the op."""
     tf = pytest.importorskip("tensorflow")

@@ -64,3 +64,36 @@ def test_gpu_accelerator_takes_the_stacked_graph_whole(float_exports):
     assert not frames["compiled"], frames
     assert any(op.startswith("RESHAPE: Tensor dimensions must be less than 5")
                for op in frames["unsupported_ops"]), frames
+
+
+def test_no_device_error_says_so_with_litert_reason():
+    """LiteRT's log on a machine without GPU or Vulkan driver (ai-edge-litert 2.3): the
+    compile error is a bare source location, the reason is in these lines."""
+    from keras_squeezetime.tflite.gpu_compatibility import no_device_error
+
+    stderr = (
+        "INFO: [delegate_webgpu.cc:342] Create WebGPU environment (use_low_power=0)\n"
+        "Warning: Couldn't load Vulkan: libvulkan.so.1: cannot open shared object file\n"
+        "ERROR: [delegate_webgpu.cc:359] Failed to initialize WebGPU environment: INTERNAL: "
+        "No adapters found\n"
+        "E0000 00:00:1796643491.086152   22651 delegate_webgpu.cc:736] Failed to get or create "
+        "delegate WebGPU environment: INTERNAL: Failed to initialize WebGPU environment\n")
+    assert no_device_error(stderr) == (
+        "no GPU accelerator available: LiteRT found no GPU or Vulkan device (Failed to "
+        "initialize WebGPU environment: INTERNAL: No adapters found)")
+    assert no_device_error("") == (
+        "no GPU accelerator available: LiteRT found no GPU or Vulkan device")
+
+
+def test_without_a_device_the_stored_error_says_no_gpu(float_exports):
+    """What `squeezetime-eval-tflite --gpu` stores on a machine without a GPU device."""
+    from keras_squeezetime.tflite.gpu_compatibility import gpu_accelerator_check
+    from keras_squeezetime.tflite.report import gpu_status
+
+    check = gpu_accelerator_check(float_exports["stacked"])
+    if check["device"]:
+        pytest.skip("LiteRT's GPU accelerator finds a device here")
+    assert not check["compiled"]
+    assert check["error"].startswith(
+        "no GPU accelerator available: LiteRT found no GPU or Vulkan device"), check
+    assert gpu_status(check) == "no device"

@@ -92,3 +92,23 @@ def test_quality_metrics_count_each_clip_once_and_by_its_first_choice():
     assert metrics["top5"] == 3 / 4
     assert metrics["reference_top1"] == 4 / 4  # reference top-1 0 1 2 1 = labels
     assert metrics["agreement_top1"] == 3 / 4  # rows 0-2 agree, row 3 (5 vs 1) does not
+
+
+def _variant(name: str, top1: float) -> dict:
+    return {"variant": name, "size_bytes": 2_000_000, "top1": top1, "agreement_top1": 1.0,
+            "latency_ms": {"median": 3.0, "p90": 4.0, "runs": 3}}
+
+
+def test_report_json_always_lists_its_variants(tmp_path):
+    """`{"variants": [...]}` for one variant or several, so a reader needs no case; one
+    variant's keys stay at the top level too, for readers of the old one-variant JSON."""
+    import json
+
+    from keras_squeezetime.tflite.report import write_reports
+
+    one, two = _variant("fp32", 0.5), _variant("int8", 0.25)
+    paths = write_reports([one], tmp_path / "one.json")
+    assert paths == [str(tmp_path / name) for name in ("one.json", "one.md", "one.png")]
+    assert json.loads((tmp_path / "one.json").read_text()) == {**one, "variants": [one]}
+    write_reports([one, two], tmp_path / "two.json")
+    assert json.loads((tmp_path / "two.json").read_text()) == {"variants": [one, two]}

@@ -1,10 +1,10 @@
-"""`records.count_records`: records a TFRecord file holds, counted from its framing."""
+"""`records`: records a TFRecord file holds, counted from its framing, and its framing checked."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_squeezetime.training.records import count_records
+from keras_squeezetime.training.records import count_records, record_file_problem
 
 
 def _write(path, payloads) -> bytes:
@@ -34,3 +34,25 @@ def test_counts_match_the_reader_and_survive_damage(tmp_path):
     assert count_records(str(tmp_path / "header.tfrecord")) == 1
     (tmp_path / "empty.tfrecord").write_bytes(b"")
     assert count_records(str(tmp_path / "empty.tfrecord")) == 0
+
+
+def test_record_file_problem_checks_the_framing_tensorflow_writes(tmp_path):
+    payloads = [b"x" * n for n in (0, 1, 300, 70000, 5)]
+    raw = _write(tmp_path / "good.tfrecord", payloads)
+    # TensorFlow's own writer computed these header checksums: ours must agree on each.
+    assert record_file_problem(str(tmp_path / "good.tfrecord")) is None
+    (tmp_path / "empty.tfrecord").write_bytes(b"")
+    assert record_file_problem(str(tmp_path / "empty.tfrecord")) is None
+    cut = (12 + 0 + 4) + (12 + 1 + 4) + 12 + 100
+    (tmp_path / "cut.tfrecord").write_bytes(raw[:cut])
+    assert record_file_problem(str(tmp_path / "cut.tfrecord")) == (
+        "it ends inside the record at byte 33 (truncated)")
+    assert record_file_problem(str(tmp_path / "cut.tfrecord"), first_record_only=True) is None
+    header = bytearray(raw)
+    header[12 + 0 + 4] ^= 0x01  # record 1's length: its header checksum fails
+    (tmp_path / "header.tfrecord").write_bytes(bytes(header))
+    assert record_file_problem(str(tmp_path / "header.tfrecord")) == (
+        "the record header at byte 16 fails its checksum")
+    (tmp_path / "list.tfrecord").write_text("videos/a.mp4 0\n")
+    assert record_file_problem(str(tmp_path / "list.tfrecord")) == (
+        "its first record header fails its checksum")

@@ -4,10 +4,11 @@ Example (several variants of one model are timed round-robin and compared in one
   squeezetime-eval-tflite --model run/fp32.tflite --model run/int8.tflite \
       --data data/val_list.txt --reference run/model.keras --threads 2 --output report.json
 
-Writes report.json, report.md (table) and report.png (plot); the keys are listed in
-`keras_squeezetime.tflite.harness`. Clips are sampled with the frame interval and short
-side embedded at export (or the flags); frames and crop size are the model's input,
-whatever its input layout.
+Writes report.json, report.md (table) and report.png (plot). report.json is always
+`{"variants": [one report per --model]}`; with a single --model that report's keys are also
+at the top level. A report's keys are listed in `keras_squeezetime.tflite.harness`. Clips
+are sampled with the frame interval and short side embedded at export (or the flags);
+frames and crop size are the model's input, whatever its input layout.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ flags.DEFINE_multi_string("model", None, "A .tflite from squeezetime-export (rep
 flags.DEFINE_string("data", None, "Clips: TFRecord glob pattern or video list (.txt).")
 flags.DEFINE_string("reference", None, "Keras model (.keras or a model folder) to compare with.")
 flags.DEFINE_integer("threads", 2, "Interpreter threads.")
-flags.DEFINE_string("output", None, "report.json (the .md and .png go beside it).")
+flags.DEFINE_string("output", None, 'report.json: {"variants": [one report per --model]} '
+                    "(one --model: its keys also at the top level); the .md and .png go beside it.")
 flags.DEFINE_integer("limit", None, "Evaluate at most this many clips.")
 flags.DEFINE_integer("runs", 30, "Timed runs per model (after warm-up).")
 flags.DEFINE_integer("warmup", 5, "Untimed runs per model first.")

@@ -62,8 +62,8 @@ flags.DEFINE_enum("input-type", "float32", ["float32", "uint8"],
 flags.DEFINE_enum("input-layout", "frames", list(LAYOUTS),
                   "frames: (1, T, S, S, 3). stacked: (1, S, S, 3T), frame t's RGB at channels "
                   "3t..3t+2, no tensor of rank > 4 (GPU/NPU accelerators).")
-flags.DEFINE_string("output", None, "The .tflite file to write; with several quantizations, "
-                    "the folder to write them in (created if missing).")
+flags.DEFINE_string("output", None, "The .tflite file to write (not a folder); with several "
+                    "quantizations, the folder to write them in (created if missing).")
 flags.DEFINE_integer("frames", None, "Frames per clip (default: config.json / the model).")
 flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.")
 flags.DEFINE_integer("image-size", None, "Crop side.")
@@ -136,8 +136,9 @@ def main(argv: list[str]) -> None:
     request = request_from_flags()
     try:
         request.check(quantizations)
+        variants.check_output(FLAGS.output, quantizations)
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        raise app.UsageError(str(error), exitcode=2) from None
     try:
         if len(quantizations) == 1:
             print(json.dumps(variants.export_variant(request, quantizations[0], FLAGS.output),

@@ -27,6 +27,8 @@ def test_report_files(tiny, run_dir, video_dataset, tmp_path):
                 "--warmup", "1", "--nomemory", "--output", str(report))
     assert done.returncode == 0, done.stderr[-3000:]
     values = json.loads(report.read_text())
+    # One --model: the report in "variants", as for several, and its keys at the top level.
+    assert [variant["variant"] for variant in values.pop("variants")] == ["m"]
     assert values["clips"] == 8 and values["input_layout"] == "stacked"
     assert values["agreement_top1"] == 1.0 and values["logit_max_rel_error"] <= 1e-4
     assert values["compiled_model"] == {"max_abs_diff": 0.0, "clips": 8}
@@ -34,6 +36,51 @@ def test_report_files(tiny, run_dir, video_dataset, tmp_path):
     table = (tmp_path / "report.md").read_text()
     assert table.startswith("| variant |") and "CompiledModel max diff" in table
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def float_file(tiny, tmp_path_factory):
+    """The discriminating model as a float32 file, with the sampling of `video_dataset`."""
+    from keras_squeezetime.tflite.export import export_tflite
+
+    folder = tmp_path_factory.mktemp("eval_cli")
+    return export_tflite(tiny.folded, folder / "m.tflite",
+                         sampling={"frame_interval": 2, "short_side": tiny.SIZE}).path
+
+
+def test_data_list_not_named_txt_is_named(float_file, video_dataset, tmp_path):
+    """A video list under another extension: one line naming it and saying lists end in
+    .txt, exit 2, no traceback, no report."""
+    listing = tmp_path / "list.lst"
+    listing.write_text("".join(
+        f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}\n"
+        for line in (video_dataset / "val_list.txt").read_text().splitlines()))
+    failed = _cli("--model", float_file, "--data", str(listing), "--nomemory",
+                  "--output", str(tmp_path / "report.json"))
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"squeezetime-eval-tflite: error: {listing} is a text file, not "
+                              "a TFRecord file; a video list must be named *.txt")
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_reference_with_other_classes_is_named(tiny, float_file, video_dataset, tmp_path):
+    """A reference of 3 classes for a file of 5: both counts named, before evaluation."""
+    from tests import helpers
+
+    reference = tmp_path / "other.keras"
+    helpers.tiny_squeezetime(input_shape=(tiny.FRAMES, tiny.SIZE, tiny.SIZE, 3),
+                             num_classes=3).save(reference)
+    failed = _cli("--model", float_file, "--data", str(video_dataset / "val_list.txt"),
+                  "--reference", str(reference), "--nomemory",
+                  "--output", str(tmp_path / "report.json"))
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"squeezetime-eval-tflite: error: The reference {reference} has 3 classes but "
+        f"{float_file} has 5; compare a file with the Keras model it was exported from.")
+    assert not (tmp_path / "report.json").exists()
 
 
 def test_missing_data_is_named(tmp_path):

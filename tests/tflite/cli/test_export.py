@@ -116,3 +116,36 @@ def test_bad_variant_lists_write_nothing(run_dir, tmp_path):
                   "0.98", "--output", str(out))
     assert target.returncode != 0 and "--target-agreement applies to int8" in target.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_existing_folder_as_output_is_a_usage_error(run_dir, tmp_path):
+    """One quantization into an existing folder: exit 2 before any work, the folder named,
+    no traceback, nothing written (neither a model nor a stray labels file)."""
+    folder = tmp_path / "q"
+    folder.mkdir()
+    failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "float32",
+                  "--output", str(folder))
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    assert (f"Output {folder} is an existing folder; name the .tflite file to write"
+            in failed.stderr)
+    assert os.listdir(tmp_path) == ["q"] and os.listdir(folder) == []
+
+
+def test_representative_list_not_named_txt_is_named(run_dir, video_dataset, tmp_path):
+    """A video list under another extension is not read as a broken TFRecord: a one-line
+    error naming it and saying lists end in .txt, exit 2, nothing written."""
+    listing = tmp_path / "list.lst"
+    listing.write_text("".join(
+        f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}\n"
+        for line in (video_dataset / "val_list.txt").read_text().splitlines()))
+    out = tmp_path / "out" / "model_int8.tflite"
+    failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "int8",
+                  "--representative-data", str(listing), "--output", str(out))
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message == (f"squeezetime-export: error: {listing} is a text file, not a TFRecord "
+                       "file; a video list must be named *.txt to be read as one (rename it), "
+                       "and TFRecords must be valid files written by squeezetime-prepare.")
+    assert os.listdir(tmp_path) == ["list.lst"]
