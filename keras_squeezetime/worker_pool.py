@@ -20,6 +20,7 @@ import itertools
 import logging
 import math
 import multiprocessing
+import signal
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -68,7 +69,7 @@ def run_tasks(
     window = window or 4 * workers
     upcoming = iter(tasks)
     with light_worker_imports():  # the environment the spawned workers start with
-        pool = multiprocessing.get_context("spawn").Pool(workers)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_leave_ctrl_c)
     try:
         in_flight: collections.deque = collections.deque(
             pool.apply_async(_call, (function, task)) for task in itertools.islice(upcoming, window))
@@ -83,6 +84,12 @@ def run_tasks(
     finally:
         pool.terminate()
         pool.join()
+
+
+def _leave_ctrl_c() -> None:
+    """Workers ignore Ctrl-C: a terminal sends it to the whole process group, and each worker
+    would print a traceback; the parent stops the job and terminates them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _call(function: Callable[[Any], Any], task: Any) -> Any:

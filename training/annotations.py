@@ -21,9 +21,22 @@ from keras_squeezetime.labels import load_labels
 
 LabelsSpec = str | os.PathLike | Sequence[str]
 
+# The containers a class folder's videos are taken from: each was checked by writing a small
+# file with PyAV and decoding it back (.ogv as VP8 in Ogg: PyAV's wheel decodes Theora but has
+# no encoder for it). Raw streams (.h264, .m2v) and DV are left out on purpose.
 VIDEO_EXTENSIONS = (
-    ".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".3gp"
+    ".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".divx", ".flv", ".f4v",
+    ".3gp", ".3g2", ".mpg", ".mpeg", ".mpe", ".vob", ".ts", ".m2ts", ".mts", ".m2t",
+    ".wmv", ".asf", ".ogv", ".mxf", ".rm", ".rmvb",
 )
+# Files that sit beside videos and are plainly not videos (notes, metadata, subtitles,
+# thumbnails caches): skipped and counted like any other file, but not warned about.
+SIDE_FILE_EXTENSIONS = (
+    ".txt", ".json", ".jsonl", ".csv", ".tsv", ".md", ".xml", ".yaml", ".yml", ".nfo", ".log",
+    ".ini", ".db", ".srt", ".vtt", ".ass", ".ssa", ".sub",
+)
+# Example paths a warning about skipped files names (the manifest lists them all).
+_EXAMPLES = 5
 
 _HMDB_SPLIT_FILE = re.compile(r"^(?P<label>.+)_test_split(?P<split>\d+)\.txt$")
 # HMDB51 split files mark each video: 1 train, 2 test, 0 unused.
@@ -202,12 +215,41 @@ def parse_hmdb51_splits(
     return entries
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassFolders:
+    """What `list_class_folders` found under a dataset folder.
+
+    Attributes:
+      entries: the videos, as `parse_class_folders` returns them.
+      skipped: every other path it saw, sorted: files without a video extension (in the
+        class folders or beside them) and sub-folders of class folders (ending in
+        `os.sep`; they are not searched). Hidden files and folders (a name starting with
+        `.`, e.g. `.DS_Store` or macOS's `._clip.mp4`) are not listed.
+    """
+
+    entries: list[VideoEntry]
+    skipped: list[str]
+
+
 def parse_class_folders(
     root: str | os.PathLike,
     labels: LabelsSpec | None = None,
     extensions: Sequence[str] = VIDEO_EXTENSIONS,
 ) -> list[VideoEntry]:
     """Lists `root/<class>/<video>`: one sub-folder per class, files sorted by name.
+
+    `list_class_folders(...).entries`; see there. Files that are not taken are warned
+    about (count, kinds and a few examples).
+    """
+    return list_class_folders(root, labels, extensions).entries
+
+
+def list_class_folders(
+    root: str | os.PathLike,
+    labels: LabelsSpec | None = None,
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+) -> ClassFolders:
+    """Lists `root/<class>/<video>` and every path it does not take as a video.
 
     Args:
       root: the dataset folder.
@@ -217,13 +259,20 @@ def parse_class_folders(
 
     A class's index is its position in `labels`, else in the sorted folder names, empty
     folders included (warned about): give the same `labels` to every split whose folders
-    may differ.
+    may differ. Hidden files are ignored; every other file that is not taken is in
+    `skipped`, and one warning gives their count, kinds and a few examples (files with a
+    `SIDE_FILE_EXTENSIONS` suffix, such as notes, are skipped without a warning).
 
     Raises:
       ValueError: a folder that is not a class of `labels`, or no class folder at all.
     """
     root = os.fspath(root)
-    folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    folders, skipped = [], []
+    for item in sorted(os.scandir(root), key=lambda item: item.name):
+        if item.is_dir():
+            folders.append(item.name)
+        elif not _hidden(item.name):
+            skipped.append(item.path)  # a video beside the class folders belongs to no class
     if not folders:
         raise ValueError(f"{root!r} holds no class folders.")
     names = load_labels(labels) if labels is not None else folders
@@ -236,20 +285,62 @@ def parse_class_folders(
         directory = os.path.join(root, folder)
         found = 0
         for filename in sorted(os.listdir(directory)):
+            if _hidden(filename):
+                continue
             path = os.path.join(directory, filename)
+            if os.path.isdir(path):
+                skipped.append(path + os.sep)
             # Not only regular files: a broken link is listed, fails to decode and is reported.
-            if filename.lower().endswith(suffixes) and not os.path.isdir(path):
+            elif filename.lower().endswith(suffixes):
                 entries.append(VideoEntry(path, index_of[folder], folder, _stem(filename)))
                 found += 1
+            else:
+                skipped.append(path)
         if not found:
             logging.warning("Class folder %r (class %d) holds no video (%s): the class keeps "
                             "its index and has no examples here.", directory, index_of[folder],
                             ", ".join(suffixes))
-    return entries
+    skipped.sort()
+    _warn_skipped(root, skipped, suffixes)
+    return ClassFolders(entries, skipped)
+
+
+def skipped_kinds(paths: Sequence[str]) -> dict[str, int]:
+    """How many of `paths` have each kind: a lower-case extension, "(no extension)" or
+    "(folder)" (a path ending in a separator)."""
+    kinds: dict[str, int] = {}
+    for path in paths:
+        if path.endswith(os.sep):
+            kind = "(folder)"
+        else:
+            kind = os.path.splitext(path)[1].lower() or "(no extension)"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _warn_skipped(root: str, skipped: list[str], suffixes: tuple[str, ...]) -> None:
+    """One warning for all skipped paths but side files (thousands would bury the log)."""
+    unexpected = [path for path in skipped
+                  if path.endswith(os.sep) or not path.lower().endswith(SIDE_FILE_EXTENSIONS)]
+    if not unexpected:
+        return
+    kinds = ", ".join(f"{count} {kind}" for kind, count in skipped_kinds(unexpected).items())
+    examples = ", ".join(repr(path) for path in unexpected[:_EXAMPLES])
+    more = f" and {len(unexpected) - _EXAMPLES} more" if len(unexpected) > _EXAMPLES else ""
+    logging.warning(
+        "Skipping %d paths under %r that are not videos of a class folder (%s): e.g. %s%s. "
+        "Videos are taken from '<class>/<file>' with an extension in %s (sub-folders are not "
+        "searched); convert or rename anything else to include it.",
+        len(unexpected), root, kinds, examples, more, ", ".join(suffixes),
+    )
 
 
 def _join(root: str | os.PathLike | None, path: str) -> str:
     return os.path.join(os.fspath(root), path) if root is not None else path
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
 
 
 def _stem(path: str) -> str:

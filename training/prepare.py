@@ -12,7 +12,9 @@ could give batches that mix classes. Shard `i` holds positions `i * shard_size .
 holds: a shard is finished iff its final file exists (it is written to
 `<name>.tmp-<pid>` and renamed when complete), and finished shards are skipped. Videos
 that fail to decode are skipped, logged and listed in `manifest.json` (with their index
-in the entry list); they never stop the job.
+in the entry list); they never stop the job. Finished shards are never rewritten, so a
+rerun does not retry the videos that failed in them (a fresh output does); it says so.
+Ctrl-C raises `PrepareInterrupted` (a `KeyboardInterrupt`) naming the finished shards.
 
 Whole videos are stored by default. With `max_frames`, a video that would store more
 frames is stored with a uniform temporal stride covering its whole duration (its record's
@@ -37,7 +39,7 @@ from typing import Any, Iterator, Sequence
 from absl import logging
 
 from keras_squeezetime import file_paths
-from keras_squeezetime.training.annotations import VideoEntry
+from keras_squeezetime.training.annotations import VideoEntry, skipped_kinds
 from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 from keras_squeezetime.video.decode import VideoDecodeError, probe_video, read_frames
 from keras_squeezetime.worker_pool import TaskFailure, run_tasks
@@ -49,6 +51,16 @@ STATE_DIR = ".prepare"
 _FORMAT_VERSION = 2
 # The order the shards store the entries in unless told otherwise (None: list order).
 DEFAULT_SHUFFLE_SEED = 0
+
+
+class PrepareInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `prepare_dataset`: `finished` of `total` shards are complete in
+    `output` (the one being written was removed); the same call again resumes."""
+
+    def __init__(self, output: str, finished: int, total: int):
+        self.output, self.finished, self.total = output, finished, total
+        super().__init__(f"interrupted; {finished} of {total} shards finished in {output}; "
+                         "the same call again resumes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +104,7 @@ def prepare_dataset(
     log_every: float = 10.0,
     video_timeout: float = 600.0,
     shuffle_seed: int | None = DEFAULT_SHUFFLE_SEED,
+    skipped_files: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Writes `entries` as sharded TFRecords under `output` and returns the manifest.
 
@@ -113,14 +126,19 @@ def prepare_dataset(
       shuffle_seed: the entries are stored in the order `storage_order(len(entries),
         shuffle_seed)`, so that shards (and batches) mix classes however the list is
         sorted; None keeps the list order.
+      skipped_files: paths the entry list was made without (`ClassFolders.skipped`):
+        counted and listed in the manifest's `skipped_files`, so none vanishes unseen.
 
     Returns:
-      The manifest (also written to `output/manifest.json`): counts, settings, shards
-      and every failed video with its reason. `num_written == 0` means nothing could be
-      written; the caller decides whether that is an error (the CLI exits non-zero).
+      The manifest (also written to `output/manifest.json`): counts, settings, shards,
+      per-class counts, every failed video with its reason and the skipped files.
+      `num_written == 0` means nothing could be written; the caller decides whether that
+      is an error (the CLI exits non-zero). `this_run["failed_not_retried"]` counts the
+      failures in shards an earlier run finished: they are not retried (warned about).
 
     Raises:
       ValueError: bad arguments, or `output` holds shards of a different entry list or settings.
+      PrepareInterrupted: Ctrl-C (SIGINT); the finished shards stay, a rerun resumes.
     """
     import tensorflow as tf  # Only the parent process needs TF.
 
@@ -156,25 +174,48 @@ def prepare_dataset(
         for shard in pending
         for position in range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
     ]
+    finished_before = sorted(statuses)
     progress = _Progress(len(tasks), len(pending), workers, log_every)
     # The workers only decode and encode (no Keras); results come back in task order.
     pool_workers = min(workers, len(tasks)) if len(tasks) > 1 else 1
-    with contextlib.closing(run_tasks(_encode_entry, tasks, pool_workers, window=4 * workers,
-                                      timeout=video_timeout)) as pool_results:
-        results = _with_indices(tasks, pool_results)
-        for shard in pending:
-            positions = range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
-            shard_entries = [order[position] for position in positions]
-            statuses[shard] = _write_shard(
-                tf, records, entries, output, state_dir, names[shard], shard_entries, results,
-                progress,
-            )
-            progress.shard_done()
+    pool_results = run_tasks(_encode_entry, tasks, pool_workers, window=4 * workers,
+                             timeout=video_timeout)
+    try:
+        with contextlib.closing(pool_results):  # terminates the workers however it ends
+            results = _with_indices(tasks, pool_results)
+            for shard in pending:
+                positions = range(shard * shard_size, min((shard + 1) * shard_size, len(entries)))
+                shard_entries = [order[position] for position in positions]
+                statuses[shard] = _write_shard(
+                    tf, records, entries, output, state_dir, names[shard], shard_entries, results,
+                    progress,
+                )
+                progress.shard_done()
+    except KeyboardInterrupt:
+        # The pool's workers were terminated on the way out (`closing`). Counted on disk: the
+        # interrupt may have come between a shard's rename and its status here.
+        try:
+            on_disk = set(tf.io.gfile.listdir(output))
+        except Exception:  # a failing listing must not turn Ctrl-C into a traceback
+            on_disk = {names[shard] for shard in statuses}
+        done = sum(name in on_disk for name in names)
+        raise PrepareInterrupted(output, done, len(names)) from None
     progress.log(final=True)
+    not_retried = sum(len(statuses[shard]["failures"]) for shard in finished_before)
+    if not_retried:
+        logging.warning(
+            "%d videos failed in the %d shards an earlier run finished under %s and were not "
+            "retried: finished shards are never rewritten. To retry them (e.g. after restoring "
+            "missing files), prepare into a fresh output folder.",
+            not_retried, len(finished_before), output,
+        )
 
     manifest = _manifest(
-        entries, names, statuses, settings, shard_size, output, progress, shuffle_seed
+        entries, names, statuses, settings, shard_size, output, progress, shuffle_seed,
+        skipped_files,
     )
+    manifest["this_run"].update(shards_already_finished=len(finished_before),
+                                failed_not_retried=not_retried)
     text = json.dumps(manifest, indent=2, ensure_ascii=False)
     file_paths.write_text(f"{output}/{MANIFEST_NAME}", text)
     return manifest
@@ -236,6 +277,19 @@ def _with_indices(tasks, results) -> Iterator[tuple[int, dict | str]]:
 def _write_shard(tf, records, entries, output, state_dir, name, shard_entries, results, progress):
     """Writes one shard from the next results, then publishes it by renaming the temporary file."""
     temporary = f"{output}/{name}.tmp-{os.getpid()}"
+    try:
+        return _write_shard_to(tf, records, entries, output, state_dir, name, shard_entries,
+                               results, progress, temporary)
+    except BaseException:
+        # Ctrl-C or an error mid-shard: leave no partial file behind (a rerun would remove it).
+        with contextlib.suppress(Exception):
+            if tf.io.gfile.exists(temporary):
+                tf.io.gfile.remove(temporary)
+        raise
+
+
+def _write_shard_to(tf, records, entries, output, state_dir, name, shard_entries, results,
+                    progress, temporary):
     failures, strided = [], []
     written = 0
     with tf.io.TFRecordWriter(temporary) as writer:
@@ -344,7 +398,8 @@ def _check_plan(tf, state_dir, entries, settings, shard_size, prefix, shuffle_se
 
 
 def _manifest(
-    entries, names, statuses, settings, shard_size, output, progress, shuffle_seed
+    entries, names, statuses, settings, shard_size, output, progress, shuffle_seed,
+    skipped_files,
 ) -> dict[str, Any]:
     shards = [statuses[i] for i in range(len(names))]
     failures = [failure for status in shards for failure in status["failures"]]
@@ -373,21 +428,37 @@ def _manifest(
         "bytes_per_video": total_bytes / written if written else 0.0,
         "this_run": progress.summary(),
         "shards": [{k: status[k] for k in ("name", "records", "bytes")} for status in shards],
-        "classes": _classes(entries),
+        "classes": _classes(entries, failures),
         "failures": failures,
+        "skipped_files": {
+            "what": "paths not taken as videos: files without a video extension or beside "
+                    "the class folders, sub-folders of class folders (ending in a separator); "
+                    "hidden files are not counted",
+            "count": len(skipped_files),
+            "by_kind": skipped_kinds(skipped_files),
+            "paths": sorted(skipped_files),
+        },
     }
 
 
-def _classes(entries) -> list[dict[str, Any]]:
-    """Each class index the entries use, its name (empty when the source names none) and
-    how many videos were listed for it: what training checks `--labels` against."""
+def _classes(entries, failures) -> list[dict[str, Any]]:
+    """Each class index the entries use, its name (empty when the source names none), how
+    many videos were listed for it (`videos`, failed ones included: existing readers know
+    it so) and how many of those were `written` or `failed` (by the failures list, which
+    misses those of a shard whose status file was lost); training checks `--labels`
+    against the indices and names."""
     names: dict[int, str] = {}
     videos: dict[int, int] = {}
+    failed: dict[int, int] = {}
     for entry in entries:
         videos[entry.label_index] = videos.get(entry.label_index, 0) + 1
         if entry.label_text:
             names.setdefault(entry.label_index, entry.label_text)
-    return [{"index": index, "name": names.get(index, ""), "videos": videos[index]}
+    for failure in failures:
+        label = entries[failure["index"]].label_index
+        failed[label] = failed.get(label, 0) + 1
+    return [{"index": index, "name": names.get(index, ""), "videos": videos[index],
+             "written": videos[index] - failed.get(index, 0), "failed": failed.get(index, 0)}
             for index in sorted(videos)]
 
 

@@ -10,6 +10,7 @@ from keras_squeezetime.labels import load_labels
 from keras_squeezetime.training.annotations import (
     VideoEntry,
     kinetics_filename,
+    list_class_folders,
     parse_class_folders,
     parse_hmdb51_splits,
     parse_kinetics_csv,
@@ -204,3 +205,51 @@ def test_class_folders_list_broken_links_and_warn_of_empty_classes(tmp_path, cap
     assert entries == [VideoEntry(os.path.join(tmp_path, "run", "gone.mp4"), 1, "run", "gone")]
     warnings = [r.getMessage() for r in caplog.records if "holds no video" in r.getMessage()]
     assert len(warnings) == 1 and "jump" in warnings[0] and "(class 0)" in warnings[0]
+
+
+def test_class_folders_take_transport_streams_and_report_what_they_skip(tmp_path, caplog):
+    """Nothing vanishes unseen: .ts & co. are videos; other files are listed in `skipped` and
+    warned about once (notes only listed); hidden files (.DS_Store, macOS's ._x) are ignored."""
+    files = ["walk/full.ts", "walk/trunc.TS", "walk/cam.m2ts", "walk/old.wmv", "walk/a.ogv",
+             "walk/notes.txt", "walk/b.mp4.part", "walk/._full.ts", "walk/.DS_Store",
+             "run/ok.mp4", "run/take 2/x.mp4", "stray.mp4", "README", ".hidden.mp4"]
+    for relative in files:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"")
+
+    with caplog.at_level("WARNING"):
+        found = list_class_folders(tmp_path)
+
+    walk, run = os.path.join(tmp_path, "walk"), os.path.join(tmp_path, "run")
+    assert [(e.path, e.label_index) for e in found.entries] == [
+        (os.path.join(run, "ok.mp4"), 0),
+        (os.path.join(walk, "a.ogv"), 1), (os.path.join(walk, "cam.m2ts"), 1),
+        (os.path.join(walk, "full.ts"), 1), (os.path.join(walk, "old.wmv"), 1),
+        (os.path.join(walk, "trunc.TS"), 1),
+    ]
+    assert found.skipped == sorted([
+        os.path.join(tmp_path, "README"), os.path.join(run, "take 2") + os.sep,
+        os.path.join(tmp_path, "stray.mp4"), os.path.join(walk, "b.mp4.part"),
+        os.path.join(walk, "notes.txt"),
+    ])
+    (warning,) = [r.getMessage() for r in caplog.records if "Skipping" in r.getMessage()]
+    assert warning.startswith(f"Skipping 4 paths under {os.fspath(tmp_path)!r}")
+    assert "1 .part" in warning and "1 (folder)" in warning and "stray.mp4" in warning
+    assert "notes.txt" not in warning and ".DS_Store" not in warning
+    assert parse_class_folders(tmp_path) == found.entries
+
+
+def test_class_folders_warn_once_with_a_few_examples(tmp_path, caplog):
+    (tmp_path / "walk").mkdir()
+    (tmp_path / "walk" / "v.mp4").write_bytes(b"")
+    for i in range(300):
+        (tmp_path / "walk" / f"frame_{i:04d}.jpg").write_bytes(b"")
+
+    with caplog.at_level("WARNING"):
+        found = list_class_folders(tmp_path)
+
+    assert len(found.entries) == 1 and len(found.skipped) == 300
+    (warning,) = [r.getMessage() for r in caplog.records if "Skipping" in r.getMessage()]
+    assert "Skipping 300 paths" in warning and "(300 .jpg)" in warning
+    assert "frame_0004.jpg" in warning and "frame_0005.jpg" not in warning
+    assert "and 295 more" in warning

@@ -84,9 +84,13 @@ def test_records_hold_frames_labels_and_failures(
     assert failed.keys() == {os.fspath(p) for p in broken.values()}
     assert "no such file" in failed[os.fspath(broken["missing"])]
     assert "empty" in failed[os.fspath(broken["empty"])]
-    # Every listed class, failed videos' too: what training checks --labels against.
-    assert manifest["classes"] == [{"index": i, "name": f"class {i}", "videos": 1}
-                                   for i in range(9)]
+    # Every listed class, failed videos' too: what training checks --labels against;
+    # `videos` counts the listed ones, `written` the stored ones.
+    assert manifest["classes"] == [
+        {"index": i, "name": f"class {i}", "videos": 1, "written": int(path not in broken.values()),
+         "failed": int(path in broken.values())}
+        for i, path in enumerate(paths)
+    ]
 
     clips = read_records(output)
     expected = [(label, *good_video) for label, path in enumerate(paths)
@@ -220,6 +224,28 @@ def test_rerun_skips_finished_shards_and_completes_the_rest(tmp_path, make_video
     assert manifest["this_run"]["videos"] == 2 and manifest["num_written"] == 6
     lengths = [clip["frames"].shape[0] for clip in read_records(os.fspath(output))]
     assert lengths == [4, 5, 6, 7, 8, 9]
+
+
+def test_rerun_does_not_retry_failures_of_finished_shards_and_says_so(
+    tmp_path, make_video, caplog
+):
+    entries = [entry(make_video(f"v{i}.mp4", num_frames=3), i) for i in range(3)]
+    entries.append(entry(tmp_path / "late.mp4", 3))  # missing during the first run
+    settings = dict(short_side=24, shard_size=2, shuffle_seed=None)
+    first = prepare_dataset(entries, os.fspath(tmp_path / "out"), **settings)
+    make_video("late.mp4", num_frames=3)  # restored
+
+    with caplog.at_level("WARNING"):
+        rerun = prepare_dataset(entries, os.fspath(tmp_path / "out"), **settings)
+    fresh = prepare_dataset(entries, os.fspath(tmp_path / "fresh"), **settings)
+
+    assert first["this_run"]["failed_not_retried"] == 0 and first["num_failed"] == 1
+    assert (rerun["num_written"], rerun["num_failed"]) == (3, 1)  # finished shards stay as they are
+    assert rerun["this_run"]["failed_not_retried"] == 1
+    assert rerun["this_run"]["shards_already_finished"] == 2
+    (warning,) = [r.getMessage() for r in caplog.records if "not retried" in r.getMessage()]
+    assert "fresh output folder" in warning and os.fspath(tmp_path / "out") in warning
+    assert (fresh["num_written"], fresh["num_failed"]) == (4, 0)
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path, make_video):
@@ -372,6 +398,119 @@ def test_cli_exit_codes(tmp_path, make_broken_file):
     assert (tmp_path / "out" / "manifest.json").exists()
     _, stderr = two_sources.communicate(timeout=120)
     assert two_sources.returncode == 2 and "exactly one of --list" in stderr
+
+
+def _live_processes_in_group(group: int) -> list[str]:
+    """`pid command` of the processes (zombies aside) in process group `group`, from /proc."""
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = text[text.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(f"{stat.parent.name} {text[:text.rindex(')') + 1]}")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process groups from /proc")
+def test_cli_ctrl_c_says_one_line_stops_its_workers_and_resumes(tmp_path, make_video):
+    num_videos = 5
+    for i in range(num_videos):
+        make_video(f"data/class {i % 2}/clip {i}.mp4", num_frames=40, height=96, width=128)
+    output = tmp_path / "out"
+    # --fps 300 upsamples to ~480 frames a video so each shard takes a while to write.
+    args = ["--folder", os.fspath(tmp_path / "data"), "--output", os.fspath(output),
+            "--workers", "2", "--shard-size", "1", "--short-side", "0", "--fps", "300"]
+    names = shard_names(num_videos, 1)
+
+    # Its own session: Ctrl-C in a terminal signals the whole process group, workers too.
+    process = _cli(*args, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (output / names[0]).exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the first shard never appeared"
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+
+    finished = [name for name in names if (output / name).exists()]
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    assert (f"squeezetime-prepare: interrupted; {len(finished)} of {num_videos} shards finished "
+            f"in {output}; run the same command again to resume.") in stderr.splitlines()
+    assert 1 <= len(finished) < num_videos, "the run was not interrupted midway"
+    assert not list(output.glob("*.tmp-*")) and not (output / "manifest.json").exists()
+    deadline = time.monotonic() + 10  # the pool's workers are gone with the run
+    while _live_processes_in_group(process.pid):
+        assert time.monotonic() < deadline, _live_processes_in_group(process.pid)
+        time.sleep(0.05)
+
+    rerun = _cli(*args)
+    stdout, stderr = rerun.communicate(timeout=300)
+
+    assert rerun.returncode == 0, stderr[-3000:]
+    assert f"wrote {num_videos} of {num_videos} videos" in stdout, stdout + stderr[-3000:]
+    assert f"({len(finished)} shards already finished)" in stderr
+    assert len(read_records(os.fspath(output))) == num_videos
+
+
+def test_cli_folder_takes_transport_streams_and_reports_what_it_skips(
+    tmp_path, make_video, frame_ids
+):
+    make_video("data/walk/full.ts", num_frames=8, codec="h264")  # MPEG-TS
+    truncated = make_video("data/walk/trunc.ts", num_frames=8, codec="h264")
+    truncated.write_bytes(truncated.read_bytes()[:300])  # not even two TS packets
+    make_video("data/run/ok.mp4", num_frames=5)
+    (tmp_path / "data" / "run" / "clip.mp4.part").write_bytes(b"half a download")
+    (tmp_path / "data" / "run" / "notes.txt").write_text("not a video")
+    (tmp_path / "data" / "walk" / ".DS_Store").write_bytes(b"")
+    output = tmp_path / "out"
+
+    result = _run_cli("--folder", os.fspath(tmp_path / "data"), "--output", os.fspath(output))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "wrote 2 of 3 videos" in result.stdout and "(1 failed" in result.stdout
+    assert "2 non-video paths skipped" in result.stdout
+    (warning,) = [line for line in result.stderr.splitlines() if "Skipping 1 paths" in line]
+    assert os.fspath(tmp_path / "data" / "run" / "clip.mp4.part") in warning
+    clips = _by_id(output)
+    assert set(clips) == {"full", "ok"}
+    assert (clips["full"]["label_text"], frame_ids(clips["full"]["frames"])) == (
+        "walk", list(range(8)))
+    manifest = json.loads((output / "manifest.json").read_text("utf-8"))
+    assert manifest["classes"] == [
+        {"index": 0, "name": "run", "videos": 1, "written": 1, "failed": 0},
+        {"index": 1, "name": "walk", "videos": 2, "written": 1, "failed": 1},
+    ]
+    assert [f["video_id"] for f in manifest["failures"]] == ["trunc"]
+    skipped = manifest["skipped_files"]
+    assert skipped["paths"] == [os.fspath(tmp_path / "data" / "run" / name)
+                                for name in ("clip.mp4.part", "notes.txt")]
+    assert (skipped["count"], skipped["by_kind"]) == (2, {".part": 1, ".txt": 1})
+
+
+def test_cli_rerun_notes_that_failed_videos_are_not_retried(tmp_path, make_video):
+    make_video("videos/a.mp4", num_frames=4)
+    (tmp_path / "videos" / "list.txt").write_text("a.mp4 0\nlate.mp4 1\n", encoding="utf-8")
+    args = ["--list", os.fspath(tmp_path / "videos" / "list.txt"), "--output",
+            os.fspath(tmp_path / "out")]
+
+    first = _run_cli(*args)
+    make_video("videos/late.mp4", num_frames=4)  # e.g. a folder restored after the first run
+    rerun = _run_cli(*args)
+    help_text = _run_cli("--helpshort")
+
+    assert first.returncode == rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "not retried" not in first.stdout + first.stderr
+    assert "wrote 1 of 2 videos" in rerun.stdout and "(1 failed" in rerun.stdout
+    note = rerun.stdout.splitlines()[-1]
+    assert note.startswith("squeezetime-prepare: note: 1 of the failed videos are in shards an "
+                           "earlier run finished and were not retried"), rerun.stdout
+    assert "fresh --output" in note
+    assert "not retried" in help_text.stdout and "fresh --output" in help_text.stdout
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -4,9 +4,20 @@ Example:
   squeezetime-prepare --csv kinetics400/train.csv --video-root kinetics400/train \\
       --output gs://bucket/k400/train --workers 8 --short-side 256
 
+Rerunning the same command resumes: finished shards are kept as they are, so videos
+that failed in them (e.g. files that were missing) are not retried, even once they are
+back; the run ends with a note saying how many. Prepare into a fresh --output to retry
+them. Ctrl-C stops the run (the shard being written is dropped); run the same command
+again to resume.
+
+With --folder, videos are the files '<folder>/<class>/<file>' with a video extension
+(.mp4, .mkv, .webm, .avi, .mov, .ts, .mpg, .wmv, .flv, .3gp, .ogv, ...); other files
+are skipped with one warning and listed in manifest.json's 'skipped_files' (hidden files
+are ignored).
+
 Exit status: 0 when records were written (also when some videos failed: they are
 listed in manifest.json and counted in the summary line), 1 when nothing could be
-written, 2 for bad arguments.
+written, 2 for bad arguments, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -29,7 +40,11 @@ flags.DEFINE_string("folder", None, "A folder with one sub-folder of videos per 
 flags.DEFINE_string("video-root", None, "Folder the annotation paths are relative to "
                     "(default: the list's folder for --list, as every tool reads a list; the "
                     "working directory for --csv).")
-flags.DEFINE_string("output", None, "Output folder or gs:// prefix for the shards.")
+flags.DEFINE_string(
+    "output", None, "Output folder or gs:// prefix for the shards. Rerunning with the same "
+    "folder resumes (finished shards are kept; videos that failed in them are not retried); "
+    "a fresh folder prepares everything again.",
+)
 flags.DEFINE_string(
     "labels", None,
     "Class names: kinetics400, kinetics600, hmdb51 or a text file (one per line). Defaults: "
@@ -61,6 +76,7 @@ flags.DEFINE_float("log-every", 10.0, "Seconds between progress lines.")
 
 
 def _entries():
+    """`(entries, skipped paths)` from the one annotation source given."""
     from keras_squeezetime.training import annotations
 
     sources = [name for name in ("list", "csv", "hmdb-splits", "folder") if FLAGS[name].value]
@@ -73,16 +89,21 @@ def _entries():
     if source == "list":
         if video_root is None:
             video_root = os.path.dirname(os.path.abspath(FLAGS.list))
-        return annotations.parse_video_list(FLAGS.list, video_root, FLAGS.labels)
+        return annotations.parse_video_list(FLAGS.list, video_root, FLAGS.labels), []
     if source == "csv":
-        return annotations.parse_kinetics_csv(FLAGS.csv, video_root, FLAGS.labels or "kinetics400")
+        entries = annotations.parse_kinetics_csv(
+            FLAGS.csv, video_root, FLAGS.labels or "kinetics400"
+        )
+        return entries, []
     if source == "hmdb-splits":
-        return annotations.parse_hmdb51_splits(
+        entries = annotations.parse_hmdb51_splits(
             FLAGS["hmdb-splits"].value, FLAGS["hmdb-split"].value, FLAGS["hmdb-subset"].value,
             video_root,
             FLAGS.labels or "hmdb51",
         )
-    return annotations.parse_class_folders(FLAGS.folder, FLAGS.labels)
+        return entries, []
+    folders = annotations.list_class_folders(FLAGS.folder, FLAGS.labels)
+    return folders.entries, folders.skipped
 
 
 def _strided_note(manifest) -> str:
@@ -90,7 +111,26 @@ def _strided_note(manifest) -> str:
     return f", {count} long videos stored every k-th frame" if count else ""
 
 
+def _skipped_note(manifest) -> str:
+    count = manifest["skipped_files"]["count"]
+    return f", {count} non-video paths skipped" if count else ""
+
+
 def main(argv: list[str]) -> int:
+    """Prepares the records; one line on Ctrl-C instead of a traceback (exit status 130)."""
+    try:
+        return _prepare(argv)
+    except KeyboardInterrupt as interrupt:
+        from keras_squeezetime.training.prepare import PrepareInterrupted
+
+        done = (f"; {interrupt.finished} of {interrupt.total} shards finished in "
+                f"{interrupt.output}" if isinstance(interrupt, PrepareInterrupted) else "")
+        print(f"squeezetime-prepare: interrupted{done}; run the same command again to resume.",
+              file=sys.stderr, flush=True)
+        return 130
+
+
+def _prepare(argv: list[str]) -> int:
     """Parses the annotations, prepares the records and prints a summary line."""
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}", exitcode=2)
@@ -100,7 +140,7 @@ def main(argv: list[str]) -> int:
     from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 
     try:
-        entries = _entries()
+        entries, skipped = _entries()
     except (ValueError, OSError) as error:  # unreadable or malformed annotations, unknown labels
         raise app.UsageError(str(error), exitcode=2) from error
     try:
@@ -115,6 +155,7 @@ def main(argv: list[str]) -> int:
             shard_size=FLAGS["shard-size"].value,
             jpeg_quality=FLAGS["jpeg-quality"].value,
             log_every=FLAGS["log-every"].value,
+            skipped_files=skipped,
         )
     except ValueError as error:  # bad settings, or an output made for another run
         raise app.UsageError(str(error), exitcode=2) from error
@@ -122,10 +163,18 @@ def main(argv: list[str]) -> int:
         f"squeezetime-prepare: wrote {manifest['num_written']} of {manifest['num_videos']} videos "
         f"to {manifest['num_shards']} shards in {FLAGS.output} ({manifest['num_failed']} failed, "
         f"{manifest['bytes_per_video'] / 1e6:.2f} MB/video"
-        f"{_strided_note(manifest)}); "
+        f"{_strided_note(manifest)}{_skipped_note(manifest)}); "
         f"manifest: {FLAGS.output.rstrip('/')}/{MANIFEST_NAME}"
     )
     print(summary, flush=True)
+    not_retried = manifest["this_run"]["failed_not_retried"]
+    if not_retried:
+        print(
+            f"squeezetime-prepare: note: {not_retried} of the failed videos are in shards an "
+            f"earlier run finished and were not retried (finished shards are never rewritten); "
+            f"to retry them, e.g. after restoring missing files, prepare into a fresh --output.",
+            flush=True,
+        )
     if manifest["num_written"] == 0:
         first = manifest["failures"][0] if manifest["failures"] else {}
         print(
