@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from keras_squeezetime.model_config import KERAS_MODEL_FILE
 from keras_squeezetime.training.annotations import parse_class_folders
 from keras_squeezetime.training.evaluate import evaluate_model
 from keras_squeezetime.training.prepare import prepare_dataset
@@ -48,13 +49,18 @@ def main() -> None:
         records[split] = os.path.join(folder, "*.tfrecord")
 
     run = os.path.join(args.output, "run")
-    train(TrainConfig(
-        train_data=records["train"], val_data=records["val"], output=run, config="custom",
-        num_classes=len(classes), labels=labels, frames=args.frames, frame_interval=args.frame_interval,
-        image_size=args.image_size, short_side=args.short_side, width_multiplier=args.width,
-        epochs=args.epochs, batch_size=args.batch_size, init_weights=args.init_weights,
-    ))
-    metrics = evaluate_model(os.path.join(run, "model.keras"), records["val"], views=(2, 3),
+    model = os.path.join(run, KERAS_MODEL_FILE)
+    if os.path.exists(model):  # a finished run: go on to the evaluation
+        print(f"{run} is trained; evaluating it.")
+    else:  # a new run, or one killed before its end, which resumes
+        train(TrainConfig(
+            train_data=records["train"], val_data=records["val"], output=run, config="custom",
+            num_classes=len(classes), labels=labels, frames=args.frames,
+            frame_interval=args.frame_interval, image_size=args.image_size,
+            short_side=args.short_side, width_multiplier=args.width, epochs=args.epochs,
+            batch_size=args.batch_size, init_weights=args.init_weights,
+        ))
+    metrics = evaluate_model(model, records["val"], views=(2, 3),
                              output=os.path.join(args.output, "evaluation"))
     print(f"classes: {classes}")
     print(f"validation top-1 {metrics['top1']:.1%}, top-5 {metrics['top5']:.1%} (2x3 views)")

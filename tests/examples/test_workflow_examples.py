@@ -34,6 +34,12 @@ def test_finetune_classify_timeline_and_export_examples(tmp_path):
     assert f"classes: {sorted(CLASS_NAMES)}" in log and "validation top-1" in log
     model = out / "run" / "model.keras"
     assert json.loads((out / "evaluation" / "metrics.json").read_text())["num_videos"] == 8
+    # Run again (as after an interruption): each step resumes or is skipped, and it ends.
+    again = _example("finetune_on_folder.py", "--train", str(data / "videos" / "train"),
+                     "--val", str(data / "videos" / "val"), "--output", str(out),
+                     "--frames", "4", "--frame-interval", "2", "--image-size", "64",
+                     "--short-side", "64", "--epochs", "1", "--batch-size", "4")
+    assert f"{out / 'run'} is trained; evaluating it." in again and "validation top-1" in again
 
     video = next((data / "videos" / "val").glob("*/*.mp4"))
     ranking = _example("classify_video.py", str(video), "--model", str(model)).splitlines()
