@@ -151,7 +151,8 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path, stop):
     output = tmp_path / "run"
     flags = [
         f"--train-data={tiny_records['train']}", f"--output={output}", "--epochs=4",
@@ -159,7 +160,7 @@ def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path):
     ]
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_squeezetime.training.cli.train", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     metadata = output / "backup" / "training_metadata.json"
     deadline = time.monotonic() + 240
@@ -169,9 +170,13 @@ def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path):
                 break
             time.sleep(0.2)
         assert process.poll() is None, "the run ended before it could be killed"
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(stop)
     finally:
-        process.wait()
+        _, stderr = process.communicate(timeout=120)
+    if stop == signal.SIGINT:  # Ctrl-C: one line, not a traceback
+        assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+        assert (f"squeezetime-train: interrupted; run the same command again to resume {output} "
+                "after its last finished epoch.") in stderr
     killed_after = json.loads(metadata.read_text())["epoch"]
     assert 1 <= killed_after < 4
     assert not (output / "model.keras").exists()

@@ -99,6 +99,11 @@ def main(argv: list[str]) -> None:
         metrics = train(config)
     except (SetupError, FileNotFoundError) as error:
         raise app.UsageError(str(error), exitcode=2) from None
+    except KeyboardInterrupt:
+        # The backup of the last finished epoch is on disk: the same command resumes.
+        print(f"squeezetime-train: interrupted; run the same command again to resume "
+              f"{config.output} after its last finished epoch.", file=sys.stderr, flush=True)
+        sys.exit(130)
     logging.info("Finished: %s", config.output)
     print(json.dumps(metrics, indent=2))
 
