@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 
+from absl import logging
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -23,7 +25,14 @@ def make_strategy(name: str = "default", tpu: str = ""):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        strategy = tf.distribute.MirroredStrategy()
+        if strategy.num_replicas_in_sync == 1:
+            # Not an error (the run is right), but not what the flag promises either.
+            logging.warning(
+                "--strategy mirrored found one device (%s): the run has a single replica. "
+                "On a machine without GPUs, split the CPU into logical devices to try it; "
+                "see docs/distributed.md.", strategy.extended.worker_devices[0])
+        return strategy
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
