@@ -43,6 +43,7 @@ from typing import NoReturn
 
 from absl import app, flags
 
+from keras_squeezetime.cli.clip_flags import define_clip_flags
 from keras_squeezetime.cli.entry_point import run_tool
 from keras_squeezetime.tflite.export import QUANTIZATIONS
 from keras_squeezetime.tflite.input_layout import LAYOUTS
@@ -64,10 +65,7 @@ flags.DEFINE_enum("input-layout", "frames", list(LAYOUTS),
                   "3t..3t+2, no tensor of rank > 4 (GPU/NPU accelerators).")
 flags.DEFINE_string("output", None, "The .tflite file to write (not a folder); with several "
                     "quantizations, the folder to write them in (created if missing).")
-flags.DEFINE_integer("frames", None, "Frames per clip (default: config.json / the model).")
-flags.DEFINE_integer("frame-interval", None, "Step between sampled frames.")
-flags.DEFINE_integer("image-size", None, "Crop side.")
-flags.DEFINE_integer("short-side", None, "Short side before cropping.")
+define_clip_flags()  # unset: config.json / the model's own settings
 flags.DEFINE_list("float-layers", [], "int8 only: Keras layer paths kept in float, e.g. "
                   "stem,stage1 (whole stem and stage 1), stage2_block1 or ioi/gate_conv3 "
                   "(selective fallback).")

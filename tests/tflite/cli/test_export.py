@@ -149,3 +149,10 @@ def test_representative_list_not_named_txt_is_named(run_dir, video_dataset, tmp_
                        "file; a video list must be named *.txt to be read as one (rename it), "
                        "and TFRecords must be valid files written by squeezetime-prepare.")
     assert os.listdir(tmp_path) == ["list.lst"]
+
+
+def test_clip_flags_are_bounded_as_in_the_other_tools(tmp_path):
+    failed = _cli("--model", "any.keras", "--frames", "0", "--output", str(tmp_path / "m.tflite"))
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "flag --frames=0: 0 is not a positive integer" in failed.stderr
+    assert os.listdir(tmp_path) == []
