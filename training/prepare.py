@@ -67,10 +67,14 @@ class PrepareInterrupted(KeyboardInterrupt):
 class PrepareSettings:
     """How frames are stored; part of the output's plan (a rerun must use the same)."""
 
-    short_side: int | None = 256
+    short_side: int | None = 256  # mmaction's Kinetics frames (`Resize(-1, 256)`)
     fps: float | None = None
     max_frames: int | None = None
     jpeg_quality: int = 90
+
+
+DEFAULT_SETTINGS = PrepareSettings()
+DEFAULT_SHARD_SIZE = 100
 
 
 def storage_order(num_entries: int, shuffle_seed: int | None = DEFAULT_SHUFFLE_SEED) -> list[int]:
@@ -95,11 +99,11 @@ def prepare_dataset(
     entries: Sequence[VideoEntry],
     output: str,
     workers: int = 1,
-    short_side: int | None = 256,
-    fps: float | None = None,
-    max_frames: int | None = None,
-    shard_size: int = 100,
-    jpeg_quality: int = 90,
+    short_side: int | None = DEFAULT_SETTINGS.short_side,
+    fps: float | None = DEFAULT_SETTINGS.fps,
+    max_frames: int | None = DEFAULT_SETTINGS.max_frames,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    jpeg_quality: int = DEFAULT_SETTINGS.jpeg_quality,
     prefix: str = "clips",
     log_every: float = 10.0,
     video_timeout: float = 600.0,

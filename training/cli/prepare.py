@@ -28,6 +28,13 @@ import sys
 from absl import app, flags
 
 from keras_squeezetime.cli.entry_point import run_tool
+from keras_squeezetime.training.prepare import (
+    DEFAULT_SETTINGS,
+    DEFAULT_SHARD_SIZE,
+    DEFAULT_SHUFFLE_SEED,
+    PrepareInterrupted,
+    prepare_dataset,
+)
 
 FLAGS = flags.FLAGS
 
@@ -55,7 +62,9 @@ flags.DEFINE_integer("hmdb-split", 1, "HMDB51 split number (1, 2, 3).")
 flags.DEFINE_enum("hmdb-subset", "train", ["train", "test"], "HMDB51 subset.")
 flags.DEFINE_integer("workers", max(1, (os.cpu_count() or 1)), "Decoding processes.")
 flags.DEFINE_integer(
-    "short-side", 256, "Resize frames so the short side has this many pixels (0 keeps the size)."
+    "short-side", DEFAULT_SETTINGS.short_side,
+    "Resize frames so the short side has this many pixels (0 keeps the size; smaller videos "
+    "are enlarged to it, as mmaction's Resize does).",
 )
 flags.DEFINE_float(
     "fps", None, "Resample videos to this frame rate (default: keep the source rate)."
@@ -66,12 +75,13 @@ flags.DEFINE_integer(
     "duration (the smallest k that fits; listed in manifest.json).",
 )
 flags.DEFINE_integer(
-    "shuffle-seed", 0,
+    "shuffle-seed", DEFAULT_SHUFFLE_SEED,
     "Seed of the order the shards store the videos in (class-sorted lists would otherwise "
     "give one class per shard); -1 keeps the list order.",
 )
-flags.DEFINE_integer("shard-size", 100, "Videos per TFRecord shard.")
-flags.DEFINE_integer("jpeg-quality", 90, "JPEG quality of the stored frames.")
+flags.DEFINE_integer("shard-size", DEFAULT_SHARD_SIZE, "Videos per TFRecord shard.")
+flags.DEFINE_integer("jpeg-quality", DEFAULT_SETTINGS.jpeg_quality,
+                     "JPEG quality of the stored frames.")
 flags.DEFINE_float("log-every", 10.0, "Seconds between progress lines.")
 
 
@@ -121,8 +131,6 @@ def main(argv: list[str]) -> int:
     try:
         return _prepare(argv)
     except KeyboardInterrupt as interrupt:
-        from keras_squeezetime.training.prepare import PrepareInterrupted
-
         done = (f"; {interrupt.finished} of {interrupt.total} shards finished in "
                 f"{interrupt.output}" if isinstance(interrupt, PrepareInterrupted) else "")
         print(f"squeezetime-prepare: interrupted{done}; run the same command again to resume.",
@@ -136,7 +144,6 @@ def _prepare(argv: list[str]) -> int:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}", exitcode=2)
     if not FLAGS.output:
         raise app.UsageError("--output is required.", exitcode=2)
-    from keras_squeezetime.training.prepare import prepare_dataset
     from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 
     try:
