@@ -17,30 +17,12 @@ import numpy as np
 from keras_squeezetime.apps.predictor import Predictor, load_predictor
 from keras_squeezetime.model_config import ClipSettings
 from keras_squeezetime.video.clips import sample_crops
+from keras_squeezetime.video.frame_indices import sliding_window_indices, window_starts
 
 # Rate assumed for a stream that reports none (timestamps only; sampling is by frame index).
 _FALLBACK_FPS = 25.0
 # Clips assembled at once from the shared uint8 crops: bounds memory of long videos.
 _BATCH = 8
-
-
-def window_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
-    """First frames of the sliding windows over a video of `num_frames` frames.
-
-    Windows of `span` frames start every `stride` frames; when the last regular window
-    stops short of the end, one more window ends exactly at the last frame, so the
-    whole video is covered. A video shorter than one window gets a single window at 0
-    (its clip wraps around, as mmaction's sampling).
-    """
-    if num_frames < 1 or span < 1 or stride < 1:
-        raise ValueError(f"num_frames, span and stride must be >= 1; got {num_frames}, {span}, "
-                         f"{stride}.")
-    if num_frames <= span:
-        return np.zeros(1, dtype=np.int64)
-    starts = np.arange(0, num_frames - span + 1, stride, dtype=np.int64)
-    if starts[-1] + span < num_frames:
-        starts = np.append(starts, num_frames - span)
-    return starts
 
 
 def file_stem(video: str | os.PathLike) -> str:
@@ -284,7 +266,8 @@ def predict_long_video(
     if stride < 1:
         raise ValueError(f"window_stride must be >= 1; got {stride}.")
     sampled = sample_crops(path, settings,
-                           lambda num_frames: window_indices(num_frames, settings, stride))
+                           lambda num_frames: sliding_window_indices(
+                               num_frames, settings.frames, settings.frame_interval, stride))
     num_frames = sampled.num_frames
     fps = sampled.info.fps if sampled.info.fps > 0 else _FALLBACK_FPS
     starts = window_starts(num_frames, settings.span, stride)
@@ -298,11 +281,3 @@ def predict_long_video(
                               min_score, min_windows)
     return Timeline(os.fspath(path), fps, num_frames, settings, stride, starts, ends,
                     probabilities, predictor.class_names, segments)
-
-
-def window_indices(num_frames: int, settings: ClipSettings, stride: int) -> np.ndarray:
-    """Source frames `(windows, frames)` of the sliding windows (see `window_starts`)."""
-    starts = window_starts(num_frames, settings.span, stride)
-    offsets = np.arange(settings.frames, dtype=np.int64) * settings.frame_interval
-    # Past the end only for a video shorter than one window: wrap around (mmaction's loop).
-    return np.mod(starts[:, None] + offsets[None, :], num_frames)

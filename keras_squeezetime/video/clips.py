@@ -128,7 +128,7 @@ def video_clips(
         raise ValueError(f"num_clips must be >= 1; got {num_clips}.")
     sampled = sample_crops(path, settings, lambda num_frames: multi_clip_indices(
         num_frames, settings.frames, settings.frame_interval, num_clips))
-    span = (settings.frames - 1) * settings.frame_interval + 1
+    span = settings.span
     if sampled.num_frames < span:
         # Not an error (mmaction's sampler loops too), but the clip is not what the model
         # was trained on: say so rather than predict on it silently.

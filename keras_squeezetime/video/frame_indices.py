@@ -3,7 +3,8 @@
 Follows mmaction2 (1.x) so clips match the official SqueezeTime pipeline:
 `dense_indices` is `SampleFrames(clip_len, frame_interval, num_clips=1)` (paper:
 16 frames every 4), `multi_clip_indices` is its test mode with several clips, and
-`uniform_indices` is `UniformSample` (TSN-style: one frame per equal segment).
+`uniform_indices` is `UniformSample` (TSN-style: one frame per equal segment), and
+`sliding_window_indices` the windows of a long-video timeline.
 Videos shorter than the clip wrap around (`"loop"`, mmaction's default) or repeat
 their last frame (`"repeat_last"`).
 """
@@ -126,6 +127,36 @@ def uniform_indices(
         shifts = np.array([int(step * (k + 1)) for k in range(num_clips)], dtype=np.int64)
         return starts[None, :] + shifts[:, None]
     raise ValueError(f"mode must be 'random' or 'test'; got {mode!r}.")
+
+
+def window_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
+    """First frames of the sliding windows over a video of `num_frames` frames.
+
+    Windows of `span` frames start every `stride` frames; when the last regular window
+    stops short of the end, one more window ends exactly at the last frame, so the
+    whole video is covered. A video shorter than one window gets a single window at 0
+    (its clip wraps around, as mmaction's sampling).
+    """
+    if num_frames < 1 or span < 1 or stride < 1:
+        raise ValueError(f"num_frames, span and stride must be >= 1; got {num_frames}, {span}, "
+                         f"{stride}.")
+    if num_frames <= span:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, num_frames - span + 1, stride, dtype=np.int64)
+    if starts[-1] + span < num_frames:
+        starts = np.append(starts, num_frames - span)
+    return starts
+
+
+def sliding_window_indices(num_frames: int, clip_len: int, interval: int,
+                           stride: int) -> np.ndarray:
+    """Source frames `(windows, clip_len)` of dense clips sliding over the whole video:
+    windows of `(clip_len - 1) * interval + 1` frames every `stride` frames (see
+    `window_starts`); a video shorter than one window wraps around (`"loop"`)."""
+    _check(num_frames, clip_len, interval, "loop")
+    starts = window_starts(num_frames, _window(clip_len, interval, test_mode=True), stride)
+    offsets = np.arange(clip_len, dtype=np.int64) * interval
+    return _bound(starts[:, None] + offsets[None, :], num_frames, "loop")
 
 
 def _window(clip_len: int, interval: int, test_mode: bool) -> int:

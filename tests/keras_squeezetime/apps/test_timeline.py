@@ -10,16 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_squeezetime.apps.timeline import merge_segments, predict_long_video, window_starts
+from keras_squeezetime.apps.timeline import merge_segments, predict_long_video
 from keras_squeezetime.video.decode import VideoDecodeError
 from tests.helpers.videos import decode_native
-
-
-def test_window_starts_cover_the_video():
-    np.testing.assert_array_equal(window_starts(40, 15, 5), [0, 5, 10, 15, 20, 25])
-    # The last regular window ends at 35: one more ends at the last frame.
-    np.testing.assert_array_equal(window_starts(40, 15, 10), [0, 10, 20, 25])
-    np.testing.assert_array_equal(window_starts(10, 15, 5), [0])
 
 
 def test_merge_segments_merges_runs_and_applies_thresholds():

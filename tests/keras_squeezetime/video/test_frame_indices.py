@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime.video import dense_indices, multi_clip_indices, uniform_indices
+from keras_squeezetime.video.frame_indices import sliding_window_indices, window_starts
 
 
 def test_dense_random_covers_every_window_and_stays_in_range():
@@ -182,3 +183,17 @@ def test_repeat_last_when_only_the_first_frame_is_inside():
     # 5 frames, 3 every 8 from 0: 8 and 16 are past the end, frame 0 is the last inside.
     np.testing.assert_array_equal(
         dense_indices(5, 3, 8, offset=0, out_of_bound="repeat_last"), [0, 0, 0])
+
+
+def test_window_starts_cover_the_video():
+    np.testing.assert_array_equal(window_starts(40, 15, 5), [0, 5, 10, 15, 20, 25])
+    # The last regular window ends at 35: one more ends at the last frame.
+    np.testing.assert_array_equal(window_starts(40, 15, 10), [0, 10, 20, 25])
+    np.testing.assert_array_equal(window_starts(10, 15, 5), [0])
+
+
+def test_sliding_windows_span_their_clips_and_wrap_a_short_video():
+    # 4 frames every 3 span 10 frames: windows at 0, 6 and the last one ending at frame 19.
+    np.testing.assert_array_equal(sliding_window_indices(20, 4, 3, 6),
+                                  [[0, 3, 6, 9], [6, 9, 12, 15], [10, 13, 16, 19]])
+    np.testing.assert_array_equal(sliding_window_indices(7, 4, 3, 6), [[0, 3, 6, 2]])
