@@ -15,11 +15,11 @@ from typing import Any
 from keras_squeezetime import file_paths
 from keras_squeezetime.builder import SqueezeTime
 from keras_squeezetime.model_config import ModelConfig, read_model_config, write_model_config
+from keras_squeezetime.model_kinds import WEIGHTS_SUFFIX
 from keras_squeezetime.model_loading import checkpoint_model_config
 from keras_squeezetime.weights.checkpoint import inspect_checkpoint, load_state_dict
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict
 
-WEIGHTS_SUFFIX = ".weights.h5"
 
 
 def convert_checkpoint(source: str | os.PathLike, output: str | os.PathLike,

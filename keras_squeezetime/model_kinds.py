@@ -12,6 +12,8 @@ from keras_squeezetime import file_paths, presets
 from keras_squeezetime.model_config import KERAS_MODEL_FILE, WEIGHTS_FILE
 
 MODEL_KINDS = ("preset", "pth", "keras", "folder", "weights", "tflite")
+# Keras' weights-only format: the name must end so (Keras picks the format from it).
+WEIGHTS_SUFFIX = ".weights.h5"
 
 
 def model_kind(source: str | os.PathLike) -> str:
@@ -31,7 +33,7 @@ def model_kind(source: str | os.PathLike) -> str:
         raise ValueError(f"Model folder {source!r} holds no {KERAS_MODEL_FILE} (nor "
                          f"{WEIGHTS_FILE}).")
     lower = source.lower()
-    kind = ("weights" if lower.endswith(".weights.h5") else
+    kind = ("weights" if lower.endswith(WEIGHTS_SUFFIX) else
             "keras" if lower.endswith(".keras") else
             "tflite" if lower.endswith(".tflite") else
             "pth" if lower.endswith((".pth", ".pt")) else None)

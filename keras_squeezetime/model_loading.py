@@ -25,7 +25,12 @@ from keras_squeezetime.architecture import (
 )
 from keras_squeezetime.builder import SqueezeTime
 from keras_squeezetime.labels import load_labels
-from keras_squeezetime.model_kinds import MODEL_KINDS, folder_model_file, model_kind
+from keras_squeezetime.model_kinds import (
+    MODEL_KINDS,
+    WEIGHTS_SUFFIX,
+    folder_model_file,
+    model_kind,
+)
 from keras_squeezetime.model_config import (
     ModelConfig,
     read_model_config,
@@ -97,7 +102,7 @@ def load_model(
         path = source
         if kind == "folder":
             path = folder_model_file(source)
-        if path.lower().endswith(".weights.h5"):
+        if path.lower().endswith(WEIGHTS_SUFFIX):
             model, config = _load_weights_file(path, image_size)
         else:
             model, config = _load_keras_file(path, image_size)

@@ -21,10 +21,10 @@ import sys
 import time
 from typing import Sequence
 
+from keras_squeezetime.model_kinds import WEIGHTS_SUFFIX
 from keras_squeezetime.tflite.export import QUANTIZATIONS
 
 ALL = "all"
-WEIGHTS_SUFFIX = ".weights.h5"
 _MODULE = "keras_squeezetime.tflite.variants"
 
 
