@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
+
+if TYPE_CHECKING:
+    import numpy as np  # annotations only: the layers compute with keras.ops
 
 # PyTorch BatchNorm2d defaults: eps 1e-5, momentum 0.1 (Keras counts momentum the other way).
 BN_EPSILON = 1e-5
@@ -53,7 +58,8 @@ def batch_norm_affine(layer: keras.layers.BatchNormalization) -> tuple:
     return scale, beta - np.asarray(layer.moving_mean) * scale
 
 
-def fold_into(target, kernel, bias, scale, shift, channel_axis: int = -1) -> None:
+def fold_into(target: keras.layers.Layer, kernel: np.ndarray, bias: np.ndarray | float,
+              scale: np.ndarray, shift: np.ndarray, channel_axis: int = -1) -> None:
     """Assigns `kernel * scale` and `bias * scale + shift` to a conv/dense `target`.
 
     `kernel` and `bias` are the unfolded layer's values (`bias` may be None); the

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 
 from keras_squeezetime.layers.batch_norm import fold_into, kaiming_fan_out
 from keras_squeezetime.layers.interaction import InterTemporalInteraction
 from keras_squeezetime.layers.temporal_focus import TemporalFocus
+
+if TYPE_CHECKING:
+    import numpy as np  # annotations only: the layers compute with keras.ops
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
@@ -44,7 +49,8 @@ class ChannelTimeLearning(keras.layers.Layer):
         focused = self.temporal_focus(inputs, training=training) * inputs
         return self.tfc(focused) + self.ioi(inputs, focused, training=training)
 
-    def fold_from(self, source: "ChannelTimeLearning", scale, shift) -> None:
+    def fold_from(self, source: "ChannelTimeLearning", scale: np.ndarray,
+                  shift: np.ndarray) -> None:
         """Takes an unfused `source`'s weights with the following BN (`scale`, `shift`)."""
         self.temporal_focus.fold_from(source.temporal_focus)
         fold_into(self.tfc, source.tfc.kernel, None, scale, shift)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 from keras import ops
 
@@ -13,6 +15,9 @@ from keras_squeezetime.layers.batch_norm import (
     torch_default_bias,
 )
 from keras_squeezetime.layers.positional import PositionalEmbedding
+
+if TYPE_CHECKING:
+    import numpy as np  # annotations only: the layers compute with keras.ops
 
 # Width of the gate path. A constant of the official code, not the frame count.
 GATE_CHANNELS = 16
@@ -78,7 +83,8 @@ class InterTemporalInteraction(keras.layers.Layer):
         gate = ops.sigmoid(self.gate_conv3(ops.relu(gate)))
         return short * gate
 
-    def fold_from(self, source: "InterTemporalInteraction", scale=1.0, shift=0.0) -> None:
+    def fold_from(self, source: "InterTemporalInteraction", scale: np.ndarray | float = 1.0,
+                  shift: np.ndarray | float = 0.0) -> None:
         """Takes an unfused `source`'s weights, BNs folded in.
 
         `scale`/`shift` fold a BN that follows the whole CTL module: the IOI output

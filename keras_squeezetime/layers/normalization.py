@@ -12,7 +12,8 @@ PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 
 
-def normalize_pixels(x, mean=PIXEL_MEAN, std=PIXEL_STD, dtype="float32"):
+def normalize_pixels(x, mean: Sequence[float] = PIXEL_MEAN, std: Sequence[float] = PIXEL_STD,
+                     dtype: str = "float32"):
     """`(x - mean) / std` over the last axis, computed as a product with `1 / std`."""
     x = ops.cast(x, dtype)
     mean = ops.convert_to_tensor(mean, dtype=dtype)
