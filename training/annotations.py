@@ -259,8 +259,9 @@ def list_class_folders(
 
     A class's index is its position in `labels`, else in the sorted folder names, empty
     folders included (warned about): give the same `labels` to every split whose folders
-    may differ. Hidden files are ignored; every other file that is not taken is in
-    `skipped`, and one warning gives their count, kinds and a few examples (files with a
+    may differ. Hidden files and folders (e.g. `.ipynb_checkpoints`, which would otherwise
+    take a class index) are ignored; every other file that is not taken is in `skipped`,
+    and one warning gives their count, kinds and a few examples (files with a
     `SIDE_FILE_EXTENSIONS` suffix, such as notes, are skipped without a warning).
 
     Raises:
@@ -269,9 +270,11 @@ def list_class_folders(
     root = os.fspath(root)
     folders, skipped = [], []
     for item in sorted(os.scandir(root), key=lambda item: item.name):
+        if _hidden(item.name):
+            continue  # e.g. .ipynb_checkpoints: no class, and no class index taken
         if item.is_dir():
             folders.append(item.name)
-        elif not _hidden(item.name):
+        else:
             skipped.append(item.path)  # a video beside the class folders belongs to no class
     if not folders:
         raise ValueError(f"{root!r} holds no class folders.")

@@ -212,7 +212,8 @@ def test_class_folders_take_transport_streams_and_report_what_they_skip(tmp_path
     warned about once (notes only listed); hidden files (.DS_Store, macOS's ._x) are ignored."""
     files = ["walk/full.ts", "walk/trunc.TS", "walk/cam.m2ts", "walk/old.wmv", "walk/a.ogv",
              "walk/notes.txt", "walk/b.mp4.part", "walk/._full.ts", "walk/.DS_Store",
-             "run/ok.mp4", "run/take 2/x.mp4", "stray.mp4", "README", ".hidden.mp4"]
+             "run/ok.mp4", "run/take 2/x.mp4", "stray.mp4", "README", ".hidden.mp4",
+             ".ipynb_checkpoints/x.mp4"]  # a hidden folder takes no class index
     for relative in files:
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(b"")
