@@ -194,19 +194,14 @@ def export_tflite(
         temp = os.path.join(workdir, "model.tflite")
         with open(temp, "wb") as handle:
             handle.write(model_bytes)
-        labels_path = None
-        if class_names is not None:
-            labels_path = metadata.labels_path_for(output)
-            temp_labels = os.path.join(workdir, "labels.txt")
-            with open(temp_labels, "w", encoding="utf-8") as handle:
-                handle.write(metadata.labels_text(class_names))
         # The model first: a labels file must never stand beside a model that failed.
         os.replace(temp, output)
-        if labels_path is not None:
+        labels_path = None
+        if class_names is not None:
             try:
-                os.replace(temp_labels, labels_path)
-            except OSError:
-                os.remove(output)
+                labels_path = metadata.write_labels_beside(output, class_names)
+            except BaseException:
+                os.remove(output)  # nor a model without its labels
                 raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -46,15 +46,10 @@ def labels_path_for(model_path: str | os.PathLike) -> str:
     return root + ".labels.txt"
 
 
-def labels_text(class_names: Sequence[str]) -> str:
-    """The labels file's text: one class name per line."""
-    return "".join(f"{name}\n" for name in _check_names(class_names))
-
-
 def write_labels_beside(model_path: str | os.PathLike, class_names: Sequence[str]) -> str:
     """Writes the labels file beside the model atomically; returns its path."""
     path = labels_path_for(model_path)
-    file_paths.write_text(path, labels_text(class_names))
+    file_paths.write_text(path, "".join(f"{name}\n" for name in _check_names(class_names)))
     return path
 
 
