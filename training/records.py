@@ -9,7 +9,7 @@ context feature `clip/label/index`.
 from __future__ import annotations
 
 import struct
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import tensorflow as tf
 
@@ -93,19 +93,8 @@ def count_records(path: str) -> int:
     end of the file ends the count there (what follows cannot be framed).
     """
     size = tf.io.gfile.stat(path).length
-    count = offset = 0
     with tf.io.gfile.GFile(path, "rb") as handle:
-        while offset < size:
-            header = handle.read(_HEADER_BYTES)
-            count += 1
-            if len(header) < _HEADER_BYTES:
-                break
-            length = int.from_bytes(header[:8], "little")
-            offset += _HEADER_BYTES + length + _FOOTER_BYTES
-            if offset >= size:
-                break
-            handle.seek(offset)
-    return count
+        return sum(1 for _ in _headers(handle, size))
 
 
 # TFRecord framing: uint64 length, uint32 masked CRC of the length, data, uint32 CRC of the data.
@@ -123,24 +112,32 @@ def record_file_problem(path: str, first_record_only: bool = False) -> str | Non
     (a random 8 bytes pass the checksum once in 2**32).
     """
     size = tf.io.gfile.stat(path).length
-    offset = 0
     with tf.io.gfile.GFile(path, "rb") as handle:
-        while offset < size:
-            if offset + _HEADER_BYTES > size:
+        for offset, header in _headers(handle, size):
+            if len(header) < _HEADER_BYTES:
                 return f"it ends inside the header of the record at byte {offset}"
-            handle.seek(offset)
-            header = handle.read(_HEADER_BYTES)
             length, checksum = struct.unpack("<QI", header)
             if _masked_crc32c(header[:8]) != checksum:
                 return (f"the record header at byte {offset} fails its checksum" if offset
                         else "its first record header fails its checksum")
             if first_record_only:
                 return None
-            end = offset + _HEADER_BYTES + length + _FOOTER_BYTES
-            if end > size:
+            if offset + _HEADER_BYTES + length + _FOOTER_BYTES > size:
                 return f"it ends inside the record at byte {offset} (truncated)"
-            offset = end
     return None
+
+
+def _headers(handle, size: int) -> Iterator[tuple[int, bytes]]:
+    """`(offset, header)` of each record, found by following the length headers of a file
+    of `size` bytes; the last header is partial when the file ends inside it."""
+    offset = 0
+    while offset < size:
+        handle.seek(offset)
+        header = handle.read(min(_HEADER_BYTES, size - offset))
+        yield offset, header
+        if len(header) < _HEADER_BYTES:
+            return
+        offset += _HEADER_BYTES + int.from_bytes(header[:8], "little") + _FOOTER_BYTES
 
 
 def _crc32c_table() -> list[int]:
