@@ -113,14 +113,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     class_names = _class_names(recipe, label_texts)
     if val_files:
         num_val, val_texts = count_records(val_files)
-        names_source = (f"--labels {recipe.labels}" if recipe.labels
-                        else "the training records' class list")
-        try:
-            if class_names is not None:
-                check_record_class_names(class_names, val_texts, names_source,
-                                         "the validation records")
-        except ValueError as error:  # validation scores would be of mislabelled videos
-            raise SetupError(str(error)) from error
+        if class_names is not None:  # validation scores would be of mislabelled videos
+            names_source = (f"--labels {recipe.labels}" if recipe.labels
+                            else "the training records' class list")
+            _check_names(class_names, val_texts, names_source, "the validation records")
     model_config = run_model_config(config, recipe, strategy, steps, num_train, class_names)
     output = config.output.rstrip("/")
     tf.io.gfile.makedirs(output)
@@ -229,12 +225,17 @@ def _class_names(recipe: Recipe, label_texts: dict[int, str]) -> list[str] | Non
             raise SetupError(
                 f"--labels {recipe.labels} has {len(names)} names for {recipe.num_classes} classes."
             )
-        try:
-            check_record_class_names(names, label_texts, f"--labels {recipe.labels}",
-                                     "the training records")
-        except ValueError as error:
-            raise SetupError(str(error)) from error
+        _check_names(names, label_texts, f"--labels {recipe.labels}", "the training records")
         return names
     if len(label_texts) == recipe.num_classes and set(label_texts) == set(range(recipe.num_classes)):
         return [label_texts[i] for i in range(recipe.num_classes)]
     return None
+
+
+def _check_names(names: list[str], label_texts: dict[int, str], names_source: str,
+                 records_source: str) -> None:
+    """`check_record_class_names`, its error a `SetupError` (the run stops before training)."""
+    try:
+        check_record_class_names(names, label_texts, names_source, records_source)
+    except ValueError as error:
+        raise SetupError(str(error)) from error
