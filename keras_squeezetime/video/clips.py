@@ -12,6 +12,7 @@ indices are sampled again from the frames that exist.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -20,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from keras_squeezetime.model_config import ClipSettings
-from keras_squeezetime.video.decode import FrameCountError, VideoInfo, probe_video, read_frames
+from keras_squeezetime.video.decode import FrameCountError, VideoInfo, iter_frames, probe_video
 from keras_squeezetime.video.frame_indices import multi_clip_indices
 
 
@@ -40,7 +41,8 @@ def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
 def decode_crops(
     path: str | os.PathLike, indices: np.ndarray, settings: ClipSettings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decodes each distinct frame of `indices` once and centre-crops it.
+    """Decodes each distinct frame of `indices` once and centre-crops it as it decodes
+    (only crops are held, never a run of full frames).
 
     Returns:
       `(crops, positions)`: uint8 crops `(F, S, S, 3)` of the distinct frames and, with
@@ -52,9 +54,40 @@ def decode_crops(
     """
     indices = np.asarray(indices, dtype=np.int64)
     unique, inverse = np.unique(indices, return_inverse=True)
-    frames = read_frames(path, indices=unique, short_side=settings.short_side)
-    crops = np.ascontiguousarray(center_crop(frames, settings.image_size))
-    return crops, inverse.reshape(indices.shape)
+    wanted = set(unique.tolist())
+    last, count, crops = int(unique[-1]), 0, {}
+    frames = iter_frames(path, settings.short_side, images_for=wanted,
+                         transform=crop_transform(settings.image_size))
+    with contextlib.closing(frames):
+        for frame in frames:
+            count = frame.index + 1
+            if frame.image is not None:
+                crops[frame.index] = frame.image
+            if frame.index >= last:
+                break
+    if last >= count:
+        raise FrameCountError(path, last, count)
+    return np.stack([crops[index] for index in unique.tolist()]), inverse.reshape(indices.shape)
+
+
+def crop_transform(size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving a contiguous copy of a frame's centre `size` square, for
+    `iter_frames(transform=...)`: the full frame can then be freed."""
+    return lambda frame: np.ascontiguousarray(center_crop(frame, size))
+
+
+def warn_if_short(path: str | os.PathLike, num_frames: int, settings: ClipSettings,
+                  stacklevel: int = 2) -> None:
+    """Warns that a video of `num_frames` frames is shorter than one clip's span.
+
+    Not an error (mmaction's sampler loops too), but the clip is not what the model was
+    trained on: prediction says so rather than predict on it silently.
+    """
+    if num_frames < settings.span:
+        warnings.warn(f"{os.fspath(path)}: {num_frames} frames, fewer than the {settings.span} "
+                      f"a clip spans ({settings.frames} frames, every "
+                      f"{settings.frame_interval}); the clip wraps around to the first "
+                      "frames.", stacklevel=stacklevel + 1)
 
 
 def load_clips(path: str | os.PathLike, indices: np.ndarray, settings: ClipSettings) -> np.ndarray:
@@ -128,12 +161,5 @@ def video_clips(
         raise ValueError(f"num_clips must be >= 1; got {num_clips}.")
     sampled = sample_crops(path, settings, lambda num_frames: multi_clip_indices(
         num_frames, settings.frames, settings.frame_interval, num_clips))
-    span = settings.span
-    if sampled.num_frames < span:
-        # Not an error (mmaction's sampler loops too), but the clip is not what the model
-        # was trained on: say so rather than predict on it silently.
-        warnings.warn(f"{os.fspath(path)}: {sampled.num_frames} frames, fewer than the {span} "
-                      f"a clip spans ({settings.frames} frames, every "
-                      f"{settings.frame_interval}); the clip wraps around to the first "
-                      "frames.", stacklevel=2)
+    warn_if_short(path, sampled.num_frames, settings)
     return sampled.clips(), sampled.indices

@@ -75,13 +75,19 @@ def test_resize_and_crop_match_an_independent_bilinear_resize(make_video, short_
 
 def test_clips_come_from_the_frames_that_decode(make_overcounted_video, frame_ids):
     video = make_overcounted_video(num_frames=40, keep=20, height=32, width=32)
-    assert probe_video(video).num_frames == 40  # the header over-counts
+    with pytest.warns(UserWarning, match="its header counts 40 frames but the file holds 20"):
+        assert probe_video(video).num_frames == 20  # packets counted, not the header
     with pytest.raises(FrameCountError, match="frame index 39 requested but the video decodes "
                                               "to 20 frames") as error:
         read_frames(video, [0, 39])
     assert error.value.decoded == 20
     settings = ClipSettings(frames=4, frame_interval=3, image_size=32, short_side=32)
-    clips, indices = video_clips(video, settings, num_clips=2)
+    # The centre clip too is the centre of the frames that exist (no index past them).
+    with pytest.warns(UserWarning, match="header counts 40"):
+        _, centre = video_clips(video, settings, num_clips=1)
+    np.testing.assert_array_equal(centre, multi_clip_indices(20, 4, 3, 1))
+    with pytest.warns(UserWarning, match="header counts 40"):
+        clips, indices = video_clips(video, settings, num_clips=2)
     # Sampled from 20 frames: windows of (4 - 1) * 3 + 1 = 10 frames at 0 and 10.
     np.testing.assert_array_equal(indices, multi_clip_indices(20, 4, 3, 2))
     np.testing.assert_array_equal(indices, [[0, 3, 6, 9], [10, 13, 16, 19]])

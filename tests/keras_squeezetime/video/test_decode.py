@@ -182,3 +182,148 @@ def test_error_survives_pickling_across_processes():
 
     assert (error.path, error.reason) == ("/data/a.mp4", "no such file")
     assert str(error) == "Cannot decode video '/data/a.mp4': no such file"
+
+
+def test_damaged_packets_are_skipped_with_one_warning(make_video, frame_ids, palette):
+    path = make_video("damaged.avi", num_frames=30, height=48, width=64, codec="mjpeg")
+    data = bytearray(path.read_bytes())
+    # Overwrite the middle of the file: the JPEG packets there no longer decode.
+    middle = len(data) // 2
+    data[middle:middle + len(data) // 10] = bytes(len(data) // 10)
+    path.write_bytes(bytes(data))
+
+    with pytest.warns(UserWarning, match=r"damaged\.avi: \d+ damaged packet\(s\) could not be "
+                                         r"decoded \(the first at \d+\.\d\d s\)"):
+        frames = read_frames(path)
+
+    ids = frame_ids(frames)
+    assert 15 <= len(ids) < 30
+    # The frames before and after the damage, in order: the damage only left a gap.
+    every = [i % len(palette) for i in range(30)]
+    before = next(k for k, (got, want) in enumerate(zip(ids, every)) if got != want)
+    assert ids == every[:before] + every[30 - (len(ids) - before):]
+
+
+def test_cover_art_is_not_a_video_and_a_thumbnail_track_is_passed_over(tmp_path, make_video):
+    import io
+    from fractions import Fraction
+
+    import av
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), "gray").save(picture, "PNG")
+    song = tmp_path / "song.mp3"
+    with av.open(str(song), "w") as container:
+        audio = container.add_stream("libmp3lame", rate=8000)
+        cover = container.add_stream("png", rate=1)
+        cover.width = cover.height = 32
+        cover.pix_fmt = "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(picture.getvalue())
+        packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, Fraction(1, 1)
+        container.mux(packet)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.float32), format="fltp",
+                                             layout="mono")
+        silence.sample_rate, silence.pts = 8000, 0
+        for out in audio.encode(silence):
+            container.mux(out)
+        for out in audio.encode():
+            container.mux(out)
+    with pytest.raises(VideoDecodeError, match="only an attached picture"):
+        probe_video(song)
+
+    # A one-frame MJPEG track ahead of the real video, in one file.
+    thumb = make_video("thumb.avi", num_frames=1, codec="mjpeg")
+    movie = make_video("movie.mp4", num_frames=12)
+    both = tmp_path / "both.mkv"
+    with av.open(str(both), "w") as out, av.open(str(thumb)) as first, av.open(str(movie)) as second:
+        streams = [out.add_stream_from_template(source.streams.video[0])
+                   for source in (first, second)]
+        for source, stream in zip((first, second), streams):
+            for packet in source.demux(source.streams.video[0]):
+                if packet.size:
+                    packet.stream = stream
+                    out.mux(packet)
+    assert probe_video(both).num_frames == 12
+    assert read_frames(both).shape[0] == 12
+
+
+def test_a_resolution_change_is_resized_to_the_first_size(tmp_path, make_video):
+    import av
+
+    joined = tmp_path / "joined.h264"
+    with open(joined, "wb") as out:  # Annex B streams concatenate: 64x48, then 80x40
+        for name, (height, width) in (("a.mp4", (48, 64)), ("b.mp4", (40, 80))):
+            path = make_video(name, num_frames=8, height=height, width=width)
+            with av.open(str(path)) as source:
+                stream = source.streams.video[0]
+                annex_b = av.BitStreamFilterContext("h264_mp4toannexb", stream)
+                for packet in source.demux(stream):
+                    for filtered in annex_b.filter(packet):
+                        out.write(bytes(filtered))
+
+    assert read_frames(joined).shape == (16, 48, 64, 3)
+    assert read_frames(joined, short_side=24).shape == (16, 24, 32, 3)
+
+
+def test_dv_frame_rate_is_the_frame_rate_not_the_time_base(tmp_path):
+    import av
+
+    path = tmp_path / "tape.dv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("dvvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 720, 576, "yuv420p"
+        for i in range(10):
+            image = np.full((576, 720, 3), 20 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+    info = probe_video(path)
+    assert info.fps == pytest.approx(25.0)  # the stream's average rate says 60000
+    assert info.num_frames == 10
+
+
+def test_timestamps_going_backwards_keep_every_frame_in_order(tmp_path, frame_ids, palette):
+    from fractions import Fraction
+
+    import av
+
+    from tests.conftest import solid_frames
+
+    path = tmp_path / "backwards.mkv"
+    images = solid_frames(10, 48, 64)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        stream.time_base = Fraction(1, 10)
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                # Broken muxing: every 5th frame stamped 1 s late, the next ones go back.
+                packet.dts, packet.pts = i, i + (10 if i % 5 == 0 else 0)
+                container.mux(packet)
+
+    assert frame_ids(read_frames(path, fps=10)) == list(range(10))
+
+
+def test_a_header_counting_more_frames_than_the_file_holds_is_warned(make_overcounted_video):
+    path = make_overcounted_video("cut.avi", num_frames=40, keep=20)
+
+    with pytest.warns(UserWarning, match=r"cut\.avi: its header counts 40 frames but the file "
+                                         r"holds 2\d"):
+        info = probe_video(path)
+    assert 20 <= info.num_frames < 40
+
+
+def test_a_text_file_is_not_a_video(tmp_path):
+    # FFmpeg's tty demuxer opens text named .txt as ANSI art: a "video" of its characters.
+    listing = tmp_path / "val_list.txt"
+    listing.write_text("".join(f"videos/class_{i % 4}/clip_{i:03d}.mp4 {i % 4}\n"
+                               for i in range(40)))
+    for call in (probe_video, read_frames):
+        with pytest.raises(VideoDecodeError, match="a text file, not a video"):
+            call(listing)
