@@ -82,8 +82,9 @@ def test_long_video_timeline_follows_the_content(make_video, tmp_path):
 
 def test_short_video_gets_one_wrapped_window(make_video):
     video = make_video("short.mp4", num_frames=5, height=32, width=32)
-    timeline = predict_long_video(video, _brightness_model(4, 32), frame_interval=2,
-                                  short_side=32)
+    with pytest.warns(UserWarning, match="short.mp4: 5 frames, fewer than the 7 a clip spans"):
+        timeline = predict_long_video(video, _brightness_model(4, 32), frame_interval=2,
+                                      short_side=32)
     assert timeline.starts.tolist() == [0] and timeline.ends.tolist() == [5]
     assert len(timeline.segments) == 1 and timeline.segments[0].end_time == pytest.approx(5 / 25)
 
@@ -93,8 +94,10 @@ def test_windows_cover_the_frames_that_decode(make_overcounted_video, tmp_path):
     frames = np.full((60, 32, 32, 3), 20, np.uint8)
     frames[15:] = 230
     video = make_overcounted_video(num_frames=60, keep=30, frames=frames, fps=10)
-    timeline = predict_long_video(video, _brightness_model(4, 32), window_stride=4,
-                                  labels=["dark", "bright"], frame_interval=2, short_side=32)
+    with pytest.warns(UserWarning, match="header counts 60 frames but the file holds 30"):
+        timeline = predict_long_video(video, _brightness_model(4, 32), window_stride=4,
+                                      labels=["dark", "bright"], frame_interval=2,
+                                      short_side=32)
     assert timeline.num_frames == 30
     # Windows of 7 frames every 4th up to 23, one more ending at frame 30.
     np.testing.assert_array_equal(timeline.starts, [0, 4, 8, 12, 16, 20, 23])
@@ -108,3 +111,58 @@ def test_windows_cover_the_frames_that_decode(make_overcounted_video, tmp_path):
 def test_unreadable_video_raises_a_decode_error(make_broken_file):
     with pytest.raises(VideoDecodeError, match="text.mp4"):
         predict_long_video(make_broken_file("text"), _brightness_model(4, 32))
+
+
+def test_times_come_from_the_timestamps_of_a_variable_frame_rate(make_video, tmp_path):
+    # 30 dark frames 0.1 s apart, then 30 bright ones 0.02 s apart: frame 45 is at 3.3 s,
+    # not 45 / (average rate).
+    times = np.concatenate([0.1 * np.arange(30), 3.0 + 0.02 * np.arange(30)])
+    frames = np.full((60, 32, 32, 3), 20, np.uint8)
+    frames[30:] = 230
+    video = make_video("vfr.mkv", frames=frames, timestamps=times, fps=10)
+    timeline = predict_long_video(video, _brightness_model(4, 32), window_stride=4,
+                                  labels=["dark", "bright"], frame_interval=2, short_side=32)
+    windows = timeline.to_dict()["windows"]
+    np.testing.assert_allclose([w["start_time"] for w in windows], times[timeline.starts],
+                               atol=2e-3)
+    dark, bright = timeline.segments
+    assert times[26] <= bright.start_time <= times[33] and bright.start_time > 2.5
+    assert bright.end_time == pytest.approx(times[-1] + 1 / timeline.fps, abs=2e-3)
+    with open(timeline.to_csv(tmp_path / "w.csv", what="windows"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[-1]["start_time"]) == pytest.approx(times[timeline.starts[-1]], abs=2e-3)
+
+
+def test_memory_does_not_grow_with_the_length_of_the_video(make_video):
+    import tracemalloc
+
+    model = _brightness_model(4, 64)
+    peaks = []
+    for num_frames in (120, 720):
+        video = make_video(f"long{num_frames}.mp4", num_frames=num_frames, height=64, width=64)
+        tracemalloc.start()
+        timeline = predict_long_video(video, model, window_stride=4, frame_interval=2,
+                                      short_side=64)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert timeline.num_frames == num_frames
+    # Holding every sampled frame (half of them) would need 6x as much for 6x the frames;
+    # 360 crops of 64x64 alone are 4.4 MB.
+    assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_windows_past_damaged_packets_slide_over_the_frames_that_decode(make_video):
+    frames = np.full((40, 32, 32, 3), 20, np.uint8)
+    frames[20:] = 230
+    video = make_video("damaged.avi", frames=frames, codec="mjpeg", fps=10)
+    data = bytearray(video.read_bytes())
+    cut = len(data) * 3 // 4
+    data[cut:cut + len(data) // 8] = bytes(len(data) // 8)  # frames near the end break
+    video.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="damaged packet"):
+        timeline = predict_long_video(video, _brightness_model(4, 32), window_stride=4,
+                                      labels=["dark", "bright"], frame_interval=2,
+                                      short_side=32)
+    assert 20 < timeline.num_frames < 40
+    assert timeline.ends[-1] == timeline.num_frames  # the last window ends at the last frame
+    assert [s.label for s in timeline.segments] == ["dark", "bright"]
