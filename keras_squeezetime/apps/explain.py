@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_squeezetime.apps.predictor import Predictor, load_predictor
 from keras_squeezetime.architecture import LAST_BLOCK
+from keras_squeezetime.output_activation import score_kind, to_probabilities
 from keras_squeezetime.video.clips import video_clips
 
 GRADCAM_LAYER = LAST_BLOCK
@@ -129,7 +130,8 @@ def explain_clip(
         raise ValueError(f"Model {keras_model.name!r} has no layer {GRADCAM_LAYER!r}; explanations "
                          "need a SqueezeTime classifier.") from error
     batch = np.asarray(clip, dtype=np.float32)[None]
-    probabilities = np.asarray(keras_model(batch, training=False))[0]
+    # The explanation names the probability prediction shows: a logits head's via a softmax.
+    probabilities = to_probabilities(keras_model(batch, training=False), score_kind(keras_model))[0]
     if class_index is None:
         class_index = int(np.argmax(probabilities))
     if not 0 <= class_index < len(probabilities):

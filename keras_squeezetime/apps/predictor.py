@@ -29,7 +29,8 @@ from keras_squeezetime.model_loading import (
     model_kind,
     resized_model,
 )
-from keras_squeezetime.output_activation import output_activation
+from keras_squeezetime.output_activation import (
+    INDEPENDENT, PROBABILITIES, score_kind, to_probabilities)
 
 # Clips per Keras model call: bounds memory at full resolution.
 BATCH_SIZE = 8
@@ -60,7 +61,7 @@ class Predictor:
     keras_model: Any = None
     _run: Callable[[np.ndarray], np.ndarray] | None = dataclasses.field(default=None, repr=False)
     config: ModelConfig = dataclasses.field(default_factory=ModelConfig, repr=False)
-    scores: str = "probabilities"
+    scores: str = PROBABILITIES
 
     def label(self, index: int) -> str:
         """The name of class `index`, or `"class <index>"` when the model has no names."""
@@ -83,15 +84,12 @@ class Predictor:
         if outputs.shape != (len(clips), self.num_classes):
             raise ValueError(f"{self.source} returned shape {outputs.shape}; expected "
                              f"({len(clips)}, {self.num_classes}).")
-        if self.scores == "logits":
-            outputs = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-            outputs /= outputs.sum(axis=1, keepdims=True)
-        return outputs.astype(np.float32)
+        return to_probabilities(outputs, self.scores).astype(np.float32)
 
     @property
     def independent_scores(self) -> bool:
         """Whether the scores are a sigmoid head's, one independent probability per class."""
-        return self.scores == "independent"
+        return self.scores == INDEPENDENT
 
 
 def load_predictor(
@@ -178,10 +176,9 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
         raise ValueError(f"{source}: expected class scores (batch, classes); its output is "
                          f"{tuple(keras_model.output_shape)} (a model without its head?).")
     try:
-        activation = output_activation(keras_model)
+        scores = score_kind(keras_model)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from error
-    scores = {"softmax": "probabilities", "sigmoid": "independent"}.get(activation, "logits")
     num_classes = int(keras_model.output_shape[-1])
     names = resolve_class_names(labels, num_classes, config.class_names, source)
 
@@ -222,7 +219,7 @@ def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
 
     # The file's `probabilities` output is the head's activation of its logits (softmax
     # for a logits head): used as it is, int8 rounding included (its rows may sum to 0.996).
-    scores = "independent" if runner.independent_scores else "probabilities"
+    scores = INDEPENDENT if runner.independent_scores else PROBABILITIES
     return Predictor("tflite", path, settings, runner.num_classes, names, None, run, config,
                      scores=scores)
 

@@ -128,3 +128,16 @@ def test_overlay_blends_half_and_half():
     blended = overlay(frames, np.zeros((1, 2, 2)))
     # jet(0) is dark blue (0, 0, 0.5): 0.5 * 100 + 0.5 * (0, 0, 127.5).
     np.testing.assert_array_equal(blended[0, 0, 0], [50, 50, 114])
+
+
+def test_a_logits_head_is_explained_with_its_softmax_probability():
+    keras.utils.set_random_seed(1)
+    model = tiny_squeezetime(input_shape=(4, 64, 64, 3), classifier_activation=None)
+    calibrate_batch_norm(model, varied_clips(8, frames=4, size=64, seed=2))
+    clip = varied_clips(1, frames=4, size=64, seed=3)[0]
+    logits = np.asarray(model(clip[None], training=False), dtype=np.float64)[0]
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    _, _, index, probability = explain_clip(model, clip)
+    assert index == int(np.argmax(logits))
+    assert abs(logits[index] - expected[index]) > 1e-3  # the logit is not the probability
+    assert probability == pytest.approx(expected[index], abs=1e-5)
