@@ -39,7 +39,7 @@ def main(argv):
 
 def run() -> None:
     """Console-script entry point."""
-    run_tool(main, __name__, quiet_tensorflow=False)
+    run_tool(main, __name__, "squeezetime-convert", quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Callable
 
 from absl import app, flags
@@ -16,18 +17,20 @@ from absl import app, flags
 _HELP_FLAGS = {"-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml"}
 
 
-def run_tool(main: Callable[[list[str]], int | None], module_name: str,
+def run_tool(main: Callable[[list[str]], int | None], module_name: str, program: str,
              quiet_tensorflow: bool = True) -> None:
     """Runs `main` through `app.run` with `module_name`'s docstring and flags as its help.
 
     Args:
       main: the tool's `main(argv)`.
       module_name: the module defining the tool's flags (its `__name__`).
+      program: the tool's name (its console script), which starts its warning lines.
       quiet_tensorflow: hide TensorFlow's C++ start-up logs, which would bury the output
         (an explicit `TF_CPP_MIN_LOG_LEVEL` wins).
     """
     if quiet_tensorflow:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _plain_user_warnings(program)
     launcher = sys.modules.get("__main__")
     tool = sys.modules[module_name]
     # Only when help is asked for: absl prints the same help above every usage error,
@@ -41,3 +44,17 @@ def run_tool(main: Callable[[list[str]], int | None], module_name: str,
                 for flag in module_flags:
                     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     app.run(main)
+
+
+def _plain_user_warnings(program: str) -> None:
+    """Shows the package's warnings to a tool's user as `<program>: warning: <message>`
+    lines: Python's format adds the warning's source file and line, which say nothing to
+    them. Other warnings keep Python's format."""
+    python_format = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, UserWarning) and not issubclass(category, DeprecationWarning):
+            return f"{program}: warning: {message}\n"
+        return python_format(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning

@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_tool(main, __name__)
+    run_tool(main, __name__, PROG)
 
 
 if __name__ == "__main__":

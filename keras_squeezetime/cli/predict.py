@@ -50,6 +50,7 @@ for _name in ("num-clips", "window-stride", "min-score", "min-windows"):
 flags.mark_flag_as_required("model")
 
 PROG = "squeezetime-predict"
+_LONG_ONLY = ("window-stride", "min-score", "min-windows", "output")
 
 
 def _error(message: object) -> None:
@@ -77,6 +78,17 @@ def _run_long(video: str, predictor) -> dict:
     return {**timeline.to_dict(FLAGS.top), "files": files}
 
 
+def _misplaced_flags() -> str | None:
+    """A message for flags that would be ignored: window flags without --long, or
+    --num-clips with it (each window is one clip)."""
+    if FLAGS.long and FLAGS["num-clips"].present:
+        return "--num-clips averages clips over a whole video; --long scores one clip per window."
+    unused = [f"--{name}" for name in _LONG_ONLY if FLAGS[name].present]
+    if not FLAGS.long and unused:
+        return f"{', '.join(unused)} only apply with --long."
+    return None
+
+
 def main(argv: list[str]) -> int:
     videos = argv[1:]
     if not videos:
@@ -84,6 +96,10 @@ def main(argv: list[str]) -> int:
     from keras_squeezetime.apps.prediction import predict_video
     from keras_squeezetime.video.decode import VideoDecodeError
 
+    misplaced = _misplaced_flags()
+    if misplaced:
+        _error(misplaced)
+        return 2
     if FLAGS.long:
         from keras_squeezetime.apps.timeline import file_stem
 
@@ -128,7 +144,7 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_tool(main, __name__)
+    run_tool(main, __name__, PROG)
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    run_tool(main, __name__, quiet_tensorflow=False)
+    run_tool(main, __name__, "squeezetime-export", quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def _prepare(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    run_tool(main, __name__, quiet_tensorflow=False)
+    run_tool(main, __name__, "squeezetime-prepare", quiet_tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -91,6 +91,14 @@ def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(model_dir
     assert result.returncode == 0, result.stderr[-3000:]
     # 8 frames every 4th span 29 > 20 frames: one window at 0, wrapping around (mmaction).
     assert json.loads(result.stdout)[0]["frame_indices"] == [[0, 4, 8, 12, 16, 0, 4, 8]]
+    # Both are said, as the tool's own lines (no Python source line under them).
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("squeezetime-")]
+    assert warnings == [
+        f"squeezetime-predict: warning: {video}: its header counts 40 frames but the file "
+        "holds 20 (cut short?); frames are sampled from those 20.",
+        f"squeezetime-predict: warning: {video}: 20 frames, fewer than the 29 a clip spans "
+        "(8 frames, every 4); the clip wraps around to the first frames."], result.stderr
     out = tmp_path / "long"
     result = _predict(video, "--model", model_dir, "--long", "--frame-interval=2",
                       "--window-stride=5", f"--output={out}", "--json")
@@ -115,6 +123,17 @@ def test_long_refuses_videos_whose_timelines_would_overwrite_each_other(tmp_path
                       tmp_path / "none.keras", "--long", "--output", tmp_path / "out")
     _assert_one_error_line(result, "a/0.mp4 and ", "b/0.mp4 would write the same timeline")
     assert result.returncode == 2 and not (tmp_path / "out").exists()
+
+
+def test_flags_that_would_be_ignored_are_refused(tmp_path):
+    # Checked before anything loads: the model does not even exist.
+    result = _predict(tmp_path / "a.mp4", "--model", tmp_path / "none.keras", "--long",
+                      "--num-clips=3")
+    _assert_one_error_line(result, "--num-clips averages clips over a whole video")
+    result = _predict(tmp_path / "a.mp4", "--model", tmp_path / "none.keras",
+                      "--window-stride=8", "--output", tmp_path / "out")
+    _assert_one_error_line(result, "--window-stride, --output only apply with --long")
+    assert result.returncode == 2
 
 
 def test_wrong_model_kind_and_missing_model(video, tmp_path):
