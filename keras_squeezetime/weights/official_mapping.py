@@ -25,6 +25,7 @@ from keras_squeezetime.architecture import (
     STEM_CONV,
     stage_block_names,
 )
+from keras_squeezetime.weights.stem_mismatch import stem_mismatch
 
 HEAD_KEYS = ("fc.weight", "fc.bias")
 
@@ -237,24 +238,10 @@ def _check_stem(model: keras.Model, state: Mapping[str, np.ndarray], source: str
     weight = state.get("conv1.weight")
     if weight is None or weight.ndim != 4:
         return
-    kernel = model.get_layer(STEM_CONV).kernel
-    model_frames, model_width = kernel.shape[2] // 3, kernel.shape[3]
-    ckpt_frames, ckpt_width = weight.shape[1] // 3, weight.shape[0]
-    if ckpt_width != model_width:
-        raise ValueError(
-            f"{source} is a checkpoint of width multiplier {ckpt_width / 64:g} (conv1.weight "
-            f"{tuple(weight.shape)}: {ckpt_width} stem channels) but the model has width "
-            f"multiplier {model_width / 64:g} ({model_width} stem channels, expected shape "
-            f"{(model_width, kernel.shape[2], 5, 5)}): build it with "
-            f"width_multiplier={ckpt_width / 64:g}."
-        )
-    if ckpt_frames != model_frames:
-        raise ValueError(
-            f"{source} was trained on {ckpt_frames} frames (conv1.weight {tuple(weight.shape)}: "
-            f"{weight.shape[1]} = 3 x {ckpt_frames} squeezed channels) but the model takes "
-            f"{model_frames} frames (expected shape {(model_width, 3 * model_frames, 5, 5)}): "
-            f"build it with input_shape=({ckpt_frames}, H, W, 3)."
-        )
+    message = stem_mismatch(source, f"conv1.weight {tuple(weight.shape)}", weight.shape[1] // 3,
+                            weight.shape[0], model)
+    if message:
+        raise ValueError(message)
 
 
 def _shorten(items: list[str], limit: int = 8) -> str:

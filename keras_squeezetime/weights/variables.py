@@ -7,7 +7,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_squeezetime.architecture import HEAD_PREFIX
+from keras_squeezetime.architecture import HEAD_PREFIX, STEM_CONV
+from keras_squeezetime.weights.stem_mismatch import stem_mismatch
 
 
 def variable_paths(model: keras.Model) -> dict[str, keras.Variable]:
@@ -57,6 +58,13 @@ def copy_weights(
     source_head = {p for p in sources if p.startswith(HEAD_PREFIX)}
     target_head = {p for p in targets if p.startswith(HEAD_PREFIX)}
 
+    stem = f"{STEM_CONV}/kernel"
+    if stem in sources and stem in targets and _shape(sources[stem]) != _shape(targets[stem]):
+        shape = _shape(sources[stem])
+        message = stem_mismatch(name, f"{stem} {shape}", shape[2] // 3, shape[3], target_model)
+        if message:
+            raise ValueError(f"Cannot copy the weights of {name} into {target_model.name}: "
+                             f"{message}")
     # Listed in model order, so the first entries are the first layers (the stem).
     problems = []
     missing = [p for p in targets if p not in sources and p not in target_head]

@@ -49,7 +49,7 @@ def test_other_class_count_keeps_backbone_and_warns(parity):
 
 
 def test_frame_count_mismatch_names_both_counts(parity):
-    with pytest.raises(ValueError, match=r"trained on 16 frames.*\(16, 48, 5, 5\).*takes 8 frames"):
+    with pytest.raises(ValueError, match=r"takes 16 frames.*\(16, 48, 5, 5\).*takes 8 frames"):
         SqueezeTime(**{**SMALL, "input_shape": (8, 112, 112, 3)}, num_classes=10, weights=parity["pth"])
 
 
@@ -90,8 +90,13 @@ def test_keras_weight_files_load_through_builder(parity, tmp_path):
         other = SqueezeTime(**SMALL, num_classes=7, weights=str(tmp_path / "m.keras"))
     np.testing.assert_array_equal(other.get_layer("stage4_block3").get_weights()[0],
                                   source.get_layer("stage4_block3").get_weights()[0])
-    # Another width is no fine-tuning: an error naming the variable and both shapes.
-    with pytest.raises(ValueError, match=r"m.keras .*mis-shaped .*: stem_conv/kernel: "
-                                         r"source \(5, 5, 48, 16\), target \(5, 5, 48, 32\)"):
+    # Another width or frame count is no fine-tuning: an error naming both, plainly.
+    with pytest.raises(ValueError, match=r"m.keras has width multiplier 0.25 \(stem_conv/kernel "
+                                         r"\(5, 5, 48, 16\): 16 stem channels\) but the model "
+                                         r"has width multiplier 0.5"):
         SqueezeTime(**{**SMALL, "width_multiplier": 0.5}, num_classes=10,
                     weights=str(tmp_path / "m.keras"))
+    with pytest.raises(ValueError, match=r"m.weights.h5 takes 16 frames .* but the model takes 8 "
+                                         r"frames: build it with input_shape=\(16, H, W, 3\)"):
+        SqueezeTime(**{**SMALL, "input_shape": (8, 112, 112, 3)}, num_classes=10,
+                    weights=str(tmp_path / "m.weights.h5"))
