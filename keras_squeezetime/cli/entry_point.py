@@ -21,6 +21,8 @@ def run_tool(main: Callable[[list[str]], int | None], module_name: str, program:
              quiet_tensorflow: bool = True) -> None:
     """Runs `main` through `app.run` with `module_name`'s docstring and flags as its help.
 
+    `--help` exits 0; a flag that does not parse exits 2 with one line naming it.
+
     Args:
       main: the tool's `main(argv)`.
       module_name: the module defining the tool's flags (its `__name__`).
@@ -43,7 +45,22 @@ def run_tool(main: Callable[[list[str]], int | None], module_name: str, program:
             if module.startswith("keras_squeezetime"):
                 for flag in module_flags:
                     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(main)
+    try:
+        app.run(main, flags_parser=lambda argv: _parse_flags(argv, program))
+    except SystemExit as exit_:
+        if asked and exit_.code == 1:  # absl ends a help request with status 1
+            sys.exit(0)
+        raise
+
+
+def _parse_flags(argv: list[str], program: str) -> list[str]:
+    """absl's flag parsing, with a bad flag said in one line and exit status 2 (absl: 1,
+    the status the tools give failed work)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        print(f"{program}: error: {error}\nPass --help to see the flags.", file=sys.stderr)
+        sys.exit(2)
 
 
 def _plain_user_warnings(program: str) -> None:

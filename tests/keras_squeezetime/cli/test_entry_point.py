@@ -38,7 +38,22 @@ def test_console_script_help_shows_the_tools_doc_and_flags(name):
                             timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     first_line = ast.get_docstring(ast.parse(text)).strip().splitlines()[0]
     assert first_line in result.stdout, result.stdout[:1000] + result.stderr[-1000:]
+    assert result.returncode == 0  # asked-for help is not a failure (absl exits 1)
     own_flags = [flag for flag in ("--model", "--output", "--data", "--train-data")
                  if f"flags.DEFINE_string(\"{flag[2:]}\"" in text]
     for flag in own_flags:
         assert f"{flag}:" in result.stdout, (flag, result.stdout[:2000])
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--shard_size=8"], "Unknown command line flag 'shard_size'"),
+    (["--workers=abc"], "--workers"),
+])
+def test_a_bad_flag_is_one_line_and_exit_status_2(args, fragment):
+    command = [sys.executable, "-m", "keras_squeezetime.training.cli.prepare", "--output=x", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("squeezetime-")]
+    assert len(lines) == 1 and lines[0].startswith("squeezetime-prepare: error: "), result.stderr
+    assert fragment in lines[0] and "Traceback" not in result.stderr
