@@ -16,17 +16,18 @@ from keras_squeezetime.checkpoint_conversion import convert_checkpoint
 from keras_squeezetime.cli.entry_point import run_tool
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("image_size", None, "Input height and width recorded for the model "
+flags.DEFINE_integer("image-size", None, "Input height and width recorded for the model "
                      "(default: the size its positional embeddings were made for, 224 for "
-                     "the official checkpoints).")
+                     "the official checkpoints).", lower_bound=16)
+flags.DEFINE_alias("image_size", "image-size")  # the other tools accept both spellings
 
 
 def main(argv):
     if len(argv) != 3:
-        raise app.UsageError("usage: squeezetime-convert IN.pth OUT.weights.h5 [--image_size N]")
+        raise app.UsageError("usage: squeezetime-convert IN.pth OUT.weights.h5 [--image-size N]")
     source, output = argv[1], argv[2]
     try:
-        kwargs = convert_checkpoint(source, output, FLAGS.image_size)
+        kwargs = convert_checkpoint(source, output, FLAGS["image-size"].value)
     except (FileNotFoundError, ValueError) as error:
         print(f"squeezetime-convert: error: {error}", file=sys.stderr)
         return 2

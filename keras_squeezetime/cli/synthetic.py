@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import json
+import sys
 
 from absl import app, flags, logging
 
@@ -32,11 +33,22 @@ flags.DEFINE_alias("val_per_class", "val-per-class")
 flags.mark_flag_as_required("output")
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     """Generates the dataset from the flags and prints its summary as JSON."""
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    summary = generate_synthetic_dataset(
+    try:
+        summary = _generate()
+    except (ValueError, OSError) as error:  # an output holding other data, a file there
+        print(f"squeezetime-synthetic: error: {error}", file=sys.stderr)
+        return 2
+    logging.info("Synthetic dataset ready in %s.", summary["output_dir"])
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _generate() -> dict:
+    return generate_synthetic_dataset(
         FLAGS.output,
         num_train_per_class=FLAGS["train-per-class"].value,
         num_val_per_class=FLAGS["val-per-class"].value,
@@ -47,8 +59,6 @@ def main(argv: list[str]) -> None:
         seed=FLAGS.seed,
         workers=FLAGS.workers,
     )
-    logging.info("Synthetic dataset ready in %s.", summary["output_dir"])
-    print(json.dumps(summary, indent=2))
 
 
 def run() -> None:

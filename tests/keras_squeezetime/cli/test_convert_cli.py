@@ -17,7 +17,7 @@ def _convert(*args) -> subprocess.CompletedProcess:
 
 def test_writes_loadable_weights_and_prints_how_to_load_them(parity, tmp_path):
     out = tmp_path / "fixture.weights.h5"
-    result = _convert(parity["pth"], out, "--image_size", "112")
+    result = _convert(parity["pth"], out, "--image-size", "112")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "width_multiplier=0.25" in result.stdout and f"weights={str(out)!r}" in result.stdout
     assert f"load_model({str(out)!r})" in result.stdout

@@ -45,3 +45,16 @@ def test_cli_requires_output():
         timeout=120,
     )
     assert result.returncode != 0 and "output" in result.stderr
+
+
+def test_cli_output_holding_other_data_is_one_line(tmp_path):
+    out = tmp_path / "data"
+    generate_synthetic_dataset(out, 0, 1, num_frames=4, height=16, width=16, seed=1)
+    (tmp_path / "clip.mp4").write_bytes(b"not a folder")
+    for output, fragment in ((out, "other settings"), (tmp_path / "clip.mp4", "clip.mp4")):
+        result = subprocess.run(
+            [sys.executable, "-m", "keras_squeezetime.cli.synthetic", f"--output={output}",
+             "--train-per-class=0", "--val-per-class=1", "--frames=4", "--height=16",
+             "--width=16", "--seed=2"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert "squeezetime-synthetic: error: " in result.stderr and fragment in result.stderr
