@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -25,6 +26,13 @@ def square_or_fail(task: int) -> int:
 
 def worker_state(_: int) -> tuple[int, bool]:
     return os.getpid(), "keras" in sys.modules
+
+
+def interrupted(task: int) -> int:
+    """Receives the Ctrl-C a terminal sends the whole process group, then finishes."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    return task
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -75,3 +83,9 @@ def test_progress_logs_rate_and_eta(caplog):
     assert len(lines) == 3 and lines[-1].startswith("Things: 3/3 written (1 failed), ")
     assert " things/s, ETA 0m00s." in lines[-1]
     assert format_duration(3725) == "1h02m05s" and format_duration(float("inf")) == "unknown"
+
+
+def test_workers_ignore_ctrl_c_which_the_parent_handles():
+    # Without the workers' SIGINT handler each would die with a KeyboardInterrupt
+    # traceback and its task would be reported failed after the deadline.
+    assert list(run_tasks(interrupted, range(4), workers=2, timeout=20)) == [0, 1, 2, 3]
