@@ -12,6 +12,7 @@ from keras_squeezetime import file_paths, presets
 from keras_squeezetime.model_config import KERAS_MODEL_FILE, WEIGHTS_FILE
 
 MODEL_KINDS = ("preset", "pth", "keras", "folder", "weights", "tflite")
+TFLITE_SUFFIX = ".tflite"  # matched ignoring case
 # Keras' weights-only format: the name must end so (Keras picks the format from it).
 WEIGHTS_SUFFIX = ".weights.h5"
 
@@ -35,7 +36,7 @@ def model_kind(source: str | os.PathLike) -> str:
     lower = source.lower()
     kind = ("weights" if lower.endswith(WEIGHTS_SUFFIX) else
             "keras" if lower.endswith(".keras") else
-            "tflite" if lower.endswith(".tflite") else
+            "tflite" if lower.endswith(TFLITE_SUFFIX) else
             "pth" if lower.endswith((".pth", ".pt")) else None)
     if kind is None:
         what = "file" if file_paths.exists(source) else "name"

@@ -3,7 +3,8 @@
 `evaluate(paths, data, ...)` samples clips the way the files' metadata says, runs every
 file through the LiteRT interpreter and through the `CompiledModel` API (CPU), and
 returns one report dict per file (`report.write_reports` writes them as JSON, Markdown
-and a plot). Keys of a report:
+and a plot). Prepared records whose manifest numbers the classes otherwise than a file
+names them are refused first (`check_data_class_names`). Keys of a report:
 
 - `variant`, `model`, `quantization`, `input_type`, `input_layout`, `threads`,
   `size_bytes`, `ops`;
@@ -51,6 +52,28 @@ def check_reference_classes(reference, reference_path: str, models: Sequence) ->
             raise ValueError(
                 f"The reference {reference_path} has {classes} classes but {model.path} has "
                 f"{model.num_classes}; compare a file with the Keras model it was exported from.")
+
+
+def check_data_class_names(model, data: str) -> None:
+    """Raises ValueError when the prepared records of `data` number their classes otherwise
+    than `model` (a `LiteRTModel`) names them, as `squeezetime-evaluate` refuses them: the
+    scores would be of mislabelled videos.
+
+    Unchecked, as there: a model without class names, records without a manifest beside
+    every file (see `shard_manifest.read_shard_index`), and video lists (no class names).
+    """
+    from keras_squeezetime.tflite.calibration import is_video_list
+    from keras_squeezetime.training.class_names import check_record_class_names
+    from keras_squeezetime.training.pipeline import list_record_files
+    from keras_squeezetime.training.shard_manifest import read_shard_index
+
+    names = model.model_config().class_names
+    if names is None or is_video_list(data):
+        return
+    index = read_shard_index(list_record_files(data))
+    if index is not None:
+        check_record_class_names(names, index[1], f"the model {model.path}",
+                                 f"the records of {data}")
 
 
 def reference_logits(path_or_model, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
@@ -106,7 +129,8 @@ def evaluate(
 
     Raises:
       ValueError: the files take different clips, their class count is not the
-        reference's, or a file/data problem (named).
+        reference's, the records' class names are not theirs, or a file/data problem
+        (named).
       FileNotFoundError: a file or the data is missing.
     """
     from keras_squeezetime.tflite import calibration, report
@@ -119,6 +143,8 @@ def evaluate(
     if len(shapes) != 1:
         raise ValueError(f"The models take different clips {sorted(shapes)}; compare variants "
                          "of one model only.")
+    for model in models:  # cheap (manifests only): before the reference and the clips
+        check_data_class_names(model, data)
     # The reference is checked before any clip is read or run.
     reference_model = load_reference(reference, models[0].clip_shape) if reference else None
     if reference_model is not None:

@@ -30,6 +30,9 @@ class NotTFLiteError(ValueError):
 def check_tflite_file(path: str | os.PathLike) -> None:
     """Raises unless `path` is an existing LiteRT flatbuffer (file identifier `TFL3`)."""
     path = os.fspath(path)
+    if os.path.isdir(path):  # "does not exist" would mislead: it exists, as a folder
+        raise NotTFLiteError(f"{path} is a folder, not a model file; --model takes .tflite "
+                             "files (repeat it for several).")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file {path} does not exist.")
     with open(path, "rb") as handle:

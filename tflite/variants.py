@@ -124,15 +124,32 @@ def variant_file_name(model: str, quantization: str, input_type: str,
 
 def check_output(output: str, quantizations: Sequence[str]) -> None:
     """Raises ValueError, before any work, when `output` cannot take the variants: one
-    quantization writes the `.tflite` file it names (not an existing folder), several
-    write into the folder it names (not a file)."""
+    quantization writes the `.tflite` file it names (not an existing folder, nor a name
+    ending in a path separator or without the `.tflite` suffix), several write into the
+    folder it names (not a file)."""
     from keras_squeezetime.tflite.export import check_output_file
 
     if len(quantizations) == 1:
         check_output_file(output)
-    elif output.endswith(".tflite") or os.path.isfile(output):
+        # Without these checks `outdir/` became a file `outdir` (and `outdir.labels.txt`).
+        if output.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+            raise ValueError(
+                f"Output {output} names a folder, but one quantization writes one .tflite "
+                f"file: name it, e.g. {os.path.join(output, 'model.tflite')}.")
+        if not _is_tflite_name(output):
+            raise ValueError(
+                f"Output {output} does not end in .tflite: one quantization writes the "
+                f".tflite file --output names (e.g. {output}.tflite); several write into "
+                "the folder it names.")
+    elif _is_tflite_name(output) or os.path.isfile(output):
         raise ValueError(
             f"With several quantizations the output is a folder; got the file {output}.")
+
+
+def _is_tflite_name(path: str) -> bool:
+    from keras_squeezetime.model_kinds import TFLITE_SUFFIX
+
+    return path.lower().endswith(TFLITE_SUFFIX)
 
 
 def check_model(model: str) -> None:
@@ -161,6 +178,7 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
     Raises:
       ValueError, FileNotFoundError, RuntimeError: the model, the data or the conversion
         failed; nothing is left at `output`.
+      presets.PresetDownloadError (an OSError): a preset that cannot be downloaded.
     """
     from keras_squeezetime.tflite import calibration
     from keras_squeezetime.tflite.export import export_tflite
@@ -271,7 +289,7 @@ def _main(argv: list[str]) -> int:
     fields["float_layers"] = tuple(fields["float_layers"])
     try:
         summary = export_variant(ExportRequest(**fields), job["quantization"], job["output"])
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: PresetDownloadError too
         print(f"squeezetime-export: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(summary))

@@ -125,3 +125,30 @@ def video_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("videos")
     generate_synthetic_dataset(root, 0, 1, num_frames=12, height=SIZE, width=SIZE)
     return root
+
+
+@pytest.fixture(scope="session")
+def prepared_records(video_dataset, tmp_path_factory):
+    """`prepared_records(names)`: the glob pattern of `video_dataset`'s val videos written
+    by squeezetime-prepare's `prepare_dataset` (shards and the manifest.json naming their
+    classes), class i named `names[i]`; videos of classes past `len(names)` left out."""
+    import dataclasses
+
+    from keras_squeezetime.training.annotations import parse_video_list
+    from keras_squeezetime.training.prepare import prepare_dataset
+
+    made: dict[tuple[str, ...], str] = {}
+
+    def prepare(names) -> str:
+        names = tuple(names)
+        if names not in made:
+            entries = [dataclasses.replace(entry, label_text=names[entry.label_index])
+                       for entry in parse_video_list(video_dataset / "val_list.txt",
+                                                     video_dataset)
+                       if entry.label_index < len(names)]
+            folder = tmp_path_factory.mktemp("prepared")
+            prepare_dataset(entries, str(folder), short_side=None, prefix="val")
+            made[names] = str(folder / "val-*.tfrecord")
+        return made[names]
+
+    return prepare

@@ -1,6 +1,9 @@
-"""The harness library on two variants of the discriminating model, with its Keras reference."""
+"""The harness library on two variants of the discriminating model, with its Keras reference,
+and its check of prepared records' class names against the file's."""
 
 from __future__ import annotations
+
+import pathlib
 
 import numpy as np
 import pytest
@@ -55,3 +58,36 @@ def test_reference_logits_are_the_keras_model_logits(tiny, run_dir):
     clips, _ = tiny.clips(3, seed=30)
     np.testing.assert_allclose(reference_logits(str(run_dir), clips),
                                tiny.logits(tiny.model, clips), rtol=0, atol=1e-5)
+
+
+def test_records_class_names_are_checked_as_squeezetime_evaluate_does(tiny, prepared_records,
+                                                                      tmp_path):
+    """Prepared records in the model's class order are evaluated; in another order they
+    are refused; a model without class names, and records without a manifest, are not
+    checked (squeezetime-evaluate's rule)."""
+    import shutil
+
+    from keras_squeezetime.tflite import harness
+    from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+
+    sampling = {"frame_interval": 2, "short_side": tiny.SIZE}
+    named = export_tflite(tiny.folded, tmp_path / "named.tflite", class_names=tiny.NAMES,
+                          sampling=sampling).path
+    unnamed = LiteRTModel(export_tflite(tiny.folded, tmp_path / "unnamed.tflite").path)
+    same = prepared_records(tiny.NAMES)
+    swapped = prepared_records([tiny.NAMES[1], tiny.NAMES[0], *tiny.NAMES[2:]])
+
+    (report,) = harness.evaluate([named], same, threads=1, runs=1, warmup=1, memory=False)
+    assert report["clips"] == 5
+    with pytest.raises(ValueError, match=r"^the model .*named.tflite names 2 class\(es\) "
+                                         r"otherwise than the records of .* do \(0: 'class_0' "
+                                         r"there, 'class_1' in the records"):
+        harness.evaluate([named], swapped, threads=1, runs=1, warmup=1, memory=False)
+    harness.check_data_class_names(unnamed, swapped)
+    # The same shards without their manifest: nothing names their classes.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for path in pathlib.Path(swapped).parent.glob("*.tfrecord"):
+        shutil.copy(path, bare)
+    harness.check_data_class_names(LiteRTModel(named), str(bare / "*.tfrecord"))

@@ -46,7 +46,8 @@ def main(argv):
             FLAGS.model, FLAGS.data, FLAGS.reference, FLAGS.threads, FLAGS.limit, FLAGS.runs,
             FLAGS.warmup, FLAGS.memory, FLAGS["frame-interval"].value, FLAGS["short-side"].value,
             gpu=FLAGS.gpu)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    # OSError: missing files, and a --reference preset that cannot be downloaded.
+    except (ValueError, OSError, RuntimeError) as error:
         print(f"squeezetime-eval-tflite: error: {error}", file=sys.stderr)
         sys.exit(2)
     paths = report.write_reports(reports, FLAGS.output)

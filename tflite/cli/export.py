@@ -143,7 +143,8 @@ def main(argv: list[str]) -> None:
                              indent=2))
             return
         summaries, failed = variants.export_variants(request, quantizations, FLAGS.output)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    # OSError: missing files, and a preset that cannot be downloaded (PresetDownloadError).
+    except (ValueError, OSError, RuntimeError) as error:
         _fail(error)
     print(json.dumps(summaries, indent=2))
     if failed:

@@ -83,6 +83,51 @@ def test_reference_with_other_classes_is_named(tiny, float_file, video_dataset, 
     assert not (tmp_path / "report.json").exists()
 
 
+@pytest.fixture(scope="module")
+def named_file(tiny, tmp_path_factory):
+    """The float32 file with its class names (`tiny.NAMES`) embedded, as squeezetime-export
+    writes a trained model's."""
+    from keras_squeezetime.tflite.export import export_tflite
+
+    folder = tmp_path_factory.mktemp("eval_cli_named")
+    return export_tflite(tiny.folded, folder / "named.tflite", class_names=tiny.NAMES,
+                         sampling={"frame_interval": 2, "short_side": tiny.SIZE}).path
+
+
+def test_records_naming_classes_otherwise_are_refused(tiny, named_file, prepared_records,
+                                                      video_dataset, tmp_path):
+    """Prepared records numbering the model's classes in another order, or of another
+    dataset (the 8 synthetic classes against 5): one line naming the classes, exit 2,
+    no report, as squeezetime-evaluate refuses them."""
+    swapped = prepared_records([tiny.NAMES[1], tiny.NAMES[0], *tiny.NAMES[2:]])
+    other = prepared_records((video_dataset / "classes.txt").read_text().split())
+    for pattern, expected in [
+            (swapped, f"the model {named_file} names 2 class(es) otherwise than the records of "
+                      f"{swapped} do (0: 'class_0' there, 'class_1' in the records, 1: "
+                      "'class_1' there, 'class_0' in the records)"),
+            (other, f"the records of {other} use class index 7 ('blue_then_red') but the "
+                    f"model {named_file} has 5 classes (0..4).")]:
+        failed = _cli("--model", named_file, "--data", pattern, "--nomemory",
+                      "--output", str(tmp_path / "report.json"))
+        assert failed.returncode == 2, failed.stderr[-3000:]
+        assert "Traceback" not in failed.stderr
+        message = failed.stderr.strip().splitlines()[-1]
+        assert message.startswith(f"squeezetime-eval-tflite: error: {expected}"), message
+    assert os.listdir(tmp_path) == []
+
+
+def test_folder_as_model_is_named(tmp_path):
+    """An existing folder as --model is named as a folder, not as missing."""
+    failed = _cli("--model", str(tmp_path), "--data", str(tmp_path / "none-*.tfrecord"),
+                  "--nomemory", "--output", str(tmp_path / "report.json"))
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"squeezetime-eval-tflite: error: {tmp_path} is a folder, not a model file; --model "
+        "takes .tflite files (repeat it for several).")
+    assert os.listdir(tmp_path) == []
+
+
 def test_missing_data_is_named(tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"not a model")
     bad = _cli("--model", str(tmp_path / "m.tflite"), "--data", str(tmp_path / "none-*.tfrecord"),

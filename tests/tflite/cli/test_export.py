@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 
-def _cli(*args):
+def _cli(*args, env=None):
     code = "from keras_squeezetime.tflite.cli.export import run; run()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=None if env is None else {**os.environ, **env})
 
 
 @pytest.mark.slow
@@ -130,6 +131,52 @@ def test_existing_folder_as_output_is_a_usage_error(run_dir, tmp_path):
     assert (f"Output {folder} is an existing folder; name the .tflite file to write"
             in failed.stderr)
     assert os.listdir(tmp_path) == ["q"] and os.listdir(folder) == []
+
+
+def test_single_variant_output_must_name_a_tflite_file(run_dir, tmp_path):
+    """One quantization into `outdir/` (not yet a folder) or a name without .tflite: exit 2
+    before any work, saying what to pass; no file `outdir` (nor `outdir.labels.txt`)."""
+    for output, message in [
+            (f"{tmp_path / 'outdir'}{os.sep}",
+             f"Output {tmp_path / 'outdir'}{os.sep} names a folder, but one quantization "
+             f"writes one .tflite file: name it, e.g. {tmp_path / 'outdir' / 'model.tflite'}."),
+            (str(tmp_path / "k400"),
+             f"Output {tmp_path / 'k400'} does not end in .tflite: one quantization writes the "
+             f".tflite file --output names (e.g. {tmp_path / 'k400'}.tflite); several write "
+             "into the folder it names.")]:
+        failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "float32",
+                      "--output", output)
+        assert failed.returncode == 2, failed.stderr[-3000:]
+        assert "Traceback" not in failed.stderr
+        assert failed.stderr.strip().splitlines()[-1] == message
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("quantization", ["float32", "float32,dynamic"])
+def test_preset_not_downloadable_is_one_line(quantization, tmp_path):
+    """`--model kinetics400` offline (the --help example): the download failure in one line
+    naming the preset, exit 2, no traceback (in this process or a variant's), nothing
+    written. An empty file:// mirror and an empty cache stand for the offline machine."""
+    (tmp_path / "mirror").mkdir()
+    env = {"KERAS_HOME": str(tmp_path / "cache"),
+           "KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX": (tmp_path / "mirror").as_uri()}
+    several = "," in quantization
+    out = tmp_path / ("out" if several else "k400.tflite")
+    failed = _cli("--model", "kinetics400", "--quantization", quantization, "--output",
+                  str(out), env=env)
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    lines = failed.stderr.strip().splitlines()
+    errors = [line for line in lines if "Cannot download preset 'kinetics400'" in line]
+    assert len(errors) == (2 if several else 1), failed.stderr[-3000:]
+    assert all(line.startswith("squeezetime-export: error: Cannot download preset "
+                               f"'kinetics400' from {(tmp_path / 'mirror').as_uri()}/")
+               for line in errors)
+    if several:
+        assert lines[-1] == "squeezetime-export: error: 2 of 2 variants failed: float32, dynamic."
+        assert os.listdir(out) == []
+    else:
+        assert lines[-1] == errors[0] and not out.exists()
 
 
 def test_representative_list_not_named_txt_is_named(run_dir, video_dataset, tmp_path):
