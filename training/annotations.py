@@ -23,11 +23,11 @@ LabelsSpec = str | os.PathLike | Sequence[str]
 
 # The containers a class folder's videos are taken from: each was checked by writing a small
 # file with PyAV and decoding it back (.ogv as VP8 in Ogg: PyAV's wheel decodes Theora but has
-# no encoder for it). Raw streams (.h264, .m2v) and DV are left out on purpose.
+# no encoder for it). Raw streams (.h264, .m2v) are left out on purpose.
 VIDEO_EXTENSIONS = (
     ".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".divx", ".flv", ".f4v",
     ".3gp", ".3g2", ".mpg", ".mpeg", ".mpe", ".vob", ".ts", ".m2ts", ".mts", ".m2t",
-    ".wmv", ".asf", ".ogv", ".mxf", ".rm", ".rmvb",
+    ".wmv", ".asf", ".ogv", ".mxf", ".rm", ".rmvb", ".dv",
 )
 # Files that sit beside videos and are plainly not videos (notes, metadata, subtitles,
 # thumbnails caches): skipped and counted like any other file, but not warned about.
@@ -225,10 +225,13 @@ class ClassFolders:
         class folders or beside them) and sub-folders of class folders (ending in
         `os.sep`; they are not searched). Hidden files and folders (a name starting with
         `.`, e.g. `.DS_Store` or macOS's `._clip.mp4`) are not listed.
+      class_names: every class, index i at position i: `labels`, else the sorted folder
+        names, a folder without videos included (the manifest lists it with none written).
     """
 
     entries: list[VideoEntry]
     skipped: list[str]
+    class_names: list[str] = dataclasses.field(default_factory=list)
 
 
 def parse_class_folders(
@@ -305,7 +308,7 @@ def list_class_folders(
                             ", ".join(suffixes))
     skipped.sort()
     _warn_skipped(root, skipped, suffixes)
-    return ClassFolders(entries, skipped)
+    return ClassFolders(entries, skipped, list(names))
 
 
 def skipped_kinds(paths: Sequence[str]) -> dict[str, int]:

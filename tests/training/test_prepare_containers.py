@@ -26,18 +26,21 @@ CONTAINERS = {
     ".vob": ("mpeg2video", None), ".ts": ("libx264", None), ".m2ts": ("libx264", None),
     ".mts": ("libx264", None), ".m2t": ("mpeg2video", None), ".wmv": ("wmv2", None),
     ".asf": ("wmv2", None), ".ogv": ("libvpx", None), ".mxf": ("mpeg2video", None),
-    ".rm": ("rv10", None), ".rmvb": ("rv20", "rm"),
+    ".rm": ("rv10", None), ".rmvb": ("rv20", "rm"), ".dv": ("dvvideo", None),
 }
+# Frame sizes other than 176x144 (a size H.263 takes): DV has only its TV sizes.
+SIZES = {"dvvideo": (720, 576)}
 
 
 def write_with_pyav(path: pathlib.Path, encoder: str, muxer: str | None, num_frames: int) -> None:
-    """`num_frames` palette frames at 25 fps, 176x144 (a size H.263 takes), straight with PyAV."""
+    """`num_frames` palette frames at 25 fps, 176x144 (or `SIZES`), straight with PyAV."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = SIZES.get(encoder, (176, 144))
     with av.open(os.fspath(path), "w", format=muxer) as container:
         stream = container.add_stream(encoder, rate=Fraction(25))
-        stream.width, stream.height = 176, 144
+        stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if encoder == "mjpeg" else "yuv420p"
-        for frame in solid_frames(num_frames, 144, 176):
+        for frame in solid_frames(num_frames, height, width):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
