@@ -210,6 +210,10 @@ def write_report(output, settings, steps, video, prediction, evaluation, export,
     metrics = _load_json(evaluation / "metrics.json")
     train_metrics = _load_json(model_dir / "metrics.json")
     keras_top1 = metrics["top1"]
+    completed = train_metrics.get("epochs_completed")
+    # Early stopping is the one way a finished run ends before its last epoch.
+    stopped = (f"; stopped after {settings.patience} epochs without a better validation "
+               "accuracy" if completed is not None and completed < settings.epochs else "")
     lines = [
         "# SqueezeTime end-to-end demo",
         "",
@@ -224,12 +228,13 @@ def write_report(output, settings, steps, video, prediction, evaluation, export,
         f"- validation top-1 **{keras_top1:.1%}**, top-5 {metrics['top5']:.1%}, mean class "
         f"accuracy {metrics.get('mean_class_accuracy', float('nan')):.1%} ({settings.views} "
         f"views, {metrics.get('num_videos', '?')} videos); chance is 12.5%.",
-        f"- training: {train_metrics.get('epochs_completed')} of {settings.epochs} epochs in "
+        f"- training: {completed} of {settings.epochs} epochs in "
         f"{train_metrics.get('train_seconds_this_run', 0):.0f} s "
-        f"({train_metrics.get('train_clips_per_second', 0):.1f} clips/s; stopped after "
-        f"{settings.patience} epochs without a better validation accuracy), best validation "
-        f"accuracy {train_metrics.get('best_val_accuracy_this_run', float('nan')):.1%} at "
-        f"epoch {train_metrics.get('best_epoch_this_run')} (the weights kept).",
+        f"({train_metrics.get('train_clips_per_second', 0):.1f} clips/s{stopped}), best "
+        f"validation accuracy "
+        f"{train_metrics.get('best_val_accuracy_this_run', float('nan')):.1%} at epoch "
+        f"{train_metrics.get('best_epoch_this_run')} of history.csv, numbered from 0 (the "
+        "weights kept).",
         "",
     ]
     confusion = next(iter(sorted(evaluation.glob("*.png"))), None)

@@ -231,7 +231,13 @@ def trim_history(path: str, first_epoch: int) -> None:
 
 def final_metrics(history, resume_epoch: int | None, seconds: float, steps: int,
                   batch: int) -> dict[str, Any]:
-    """`metrics.json`: the last epoch's logs, the best validation epoch, speed, resume."""
+    """`metrics.json`: the last epoch's logs, the best validation epoch, speed, resume.
+
+    Epochs are numbered as in `history.csv` (Keras' numbering, from 0):
+    `best_epoch_this_run` is the `epoch` of its row there. `epochs_completed` and
+    `resumed_from_epoch` are counts of finished epochs, i.e. also the number of the next
+    epoch (a run resumed from epoch 3 ran history.csv's epochs 3, 4, ...).
+    """
     logs = {k: v[-1] for k, v in history.history.items() if v}
     epochs_run = len(history.epoch)
     metrics: dict[str, Any] = {k: float(v) for k, v in logs.items()}
@@ -249,7 +255,7 @@ def final_metrics(history, resume_epoch: int | None, seconds: float, steps: int,
         values = history.history["val_accuracy"]
         best = max(range(len(values)), key=values.__getitem__)
         metrics["best_val_accuracy_this_run"] = float(values[best])
-        metrics["best_epoch_this_run"] = history.epoch[best] + 1
+        metrics["best_epoch_this_run"] = history.epoch[best]
     return metrics
 
 

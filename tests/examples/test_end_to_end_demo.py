@@ -34,13 +34,52 @@ def test_tiny_demo_writes_a_complete_report(tmp_path):
     assert len(prediction[0]["predictions"]) == 5
 
 
-def test_a_rerun_replaces_an_earlier_demo_and_spares_other_folders(tmp_path, monkeypatch):
+def _demo_module(monkeypatch):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("end_to_end_demo", DEMO)
     demo = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, demo)  # its dataclasses look it up
     spec.loader.exec_module(demo)
+    return demo
+
+
+@pytest.mark.parametrize("completed, stopped", [(2, False), (1, True)])
+def test_the_report_says_early_stopping_stopped_the_run_only_when_it_did(
+        tmp_path, monkeypatch, completed, stopped):
+    """The training line of index.md from the files the tools write (every epoch ran, or
+    early stopping ended the run after its first epoch)."""
+    import zipfile
+
+    demo = _demo_module(monkeypatch)
+    model_dir, evaluation, export, explain = (tmp_path / name for name in
+                                              ("model", "evaluation", "litert", "explain"))
+    for folder in (model_dir, evaluation, export, explain):
+        folder.mkdir()
+    (model_dir / "metrics.json").write_text(json.dumps({
+        "epochs_completed": completed, "train_seconds_this_run": 3.0,
+        "train_clips_per_second": 5.0, "best_val_accuracy_this_run": 0.5,
+        "best_epoch_this_run": 0}))
+    with zipfile.ZipFile(model_dir / "model.keras", "w") as archive:
+        archive.writestr("model.weights.h5", b"0" * 1000)
+    (evaluation / "metrics.json").write_text(json.dumps(
+        {"top1": 0.5, "top5": 1.0, "mean_class_accuracy": 0.5, "num_videos": 4}))
+    (export / "report.json").write_text(json.dumps({
+        "variant": "int8", "top1": 0.5, "agreement_top1": 1.0, "logit_cosine": 0.99,
+        "latency_ms": {"median": 1.0}, "size_bytes": 500}))
+
+    report = demo.write_report(tmp_path, demo.TINY, [], tmp_path / "video.mp4", "[]",
+                               evaluation, export, explain, model_dir)
+
+    line = next(line for line in report.read_text().splitlines()
+                if line.startswith("- training:"))
+    assert line.startswith(f"- training: {completed} of 2 epochs"), line
+    assert ("stopped after 1 epochs without a better validation accuracy" in line) == stopped
+    assert "at epoch 0 of history.csv, numbered from 0" in line
+
+
+def test_a_rerun_replaces_an_earlier_demo_and_spares_other_folders(tmp_path, monkeypatch):
+    demo = _demo_module(monkeypatch)
     earlier = tmp_path / "demo"
     (earlier / "work" / "model").mkdir(parents=True)
     (earlier / "work" / "model" / "model.keras").write_bytes(b"a finished run")

@@ -83,3 +83,15 @@ def test_best_so_far_reads_the_monitored_column(tmp_path):
     history.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.4\n1,0.6,0.8\n2,0.9,0.7\n")
     assert run_folder.best_so_far(str(history), "val_accuracy") == 0.8
     assert run_folder.best_so_far(str(history), "accuracy") == 0.9
+
+
+def test_metrics_number_the_best_epoch_as_history_csv_does():
+    """A run resumed after 2 epochs ran epochs 2 and 3 (history.csv's `epoch` column, from
+    0); epoch 3 validated best: `best_epoch_this_run` is that row's number."""
+    history = keras.callbacks.History()
+    history.epoch = [2, 3]
+    history.history = {"loss": [1.0, 0.9], "val_accuracy": [0.4, 0.6]}
+    metrics = run_folder.final_metrics(history, resume_epoch=2, seconds=2.0, steps=3, batch=4)
+    assert metrics["best_epoch_this_run"] == 3 and metrics["best_val_accuracy_this_run"] == 0.6
+    assert metrics["epochs_completed"] == 4 and metrics["resumed_from_epoch"] == 2
+    assert metrics["epochs_this_run"] == 2
