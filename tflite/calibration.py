@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Iterator
 
 import numpy as np
@@ -156,6 +155,7 @@ def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray
 
     from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset, list_record_files
     from keras_squeezetime.training.records import record_file_problem
+    from keras_squeezetime.training.tf_errors import tf_error_text
 
     config = PipelineConfig(
         frames=spec.frames,
@@ -176,7 +176,7 @@ def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray
         damage = ("a record is corrupt" if isinstance(error, tf.errors.DataLossError)
                   else "a record could not be read as a SqueezeTime clip")
         raise ValueError(
-            f"TFRecord data {pattern}: {damage} ({_tf_reason(error)}); TFRecords must be "
+            f"TFRecord data {pattern}: {damage} ({tf_error_text(error)}); TFRecords must be "
             "valid files written by squeezetime-prepare."
         ) from None
 
@@ -209,9 +209,3 @@ def _not_records_message(path: str, problem: str) -> str:
             "written by squeezetime-prepare, and a video list must end in .txt.")
 
 
-def _tf_reason(error: Exception) -> str:
-    """TensorFlow's error message without its graph-function and op decorations."""
-    message = getattr(error, "message", str(error))
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message)
-    message = re.sub(r"\s*\[Op:[^\]]*\].*$", "", message, flags=re.S)
-    return " ".join(message.split()) or type(error).__name__

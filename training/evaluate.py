@@ -141,7 +141,8 @@ def evaluate_model(
     probabilities, targets, keys = [], [], []
     clips_scored = 0
     complete = True
-    for step, (batch, batch_labels, batch_keys) in enumerate(dataset):
+    batches = _named_read_errors(dataset, files, data, skip_corrupt)
+    for step, (batch, batch_labels, batch_keys) in enumerate(batches):
         if max_batches is not None and step >= max_batches:
             complete = False
             break
@@ -302,6 +303,42 @@ def _skipped_records(files: Sequence[str], keys: np.ndarray,
         skipped += [{"file": path, "record": position}
                     for position in range(total) if position not in scored]
     return skipped
+
+
+def _named_read_errors(dataset, files: Sequence[str], data, skip_corrupt: bool):
+    """`dataset`'s batches; a record that cannot be read raises a ValueError naming it
+    (tf.data's error names neither file nor record)."""
+    import tensorflow as tf
+
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            raise ValueError(_unreadable_record_message(files, data, error, skip_corrupt)
+                             ) from None
+        yield batch
+
+
+def _unreadable_record_message(files: Sequence[str], data, error: Exception,
+                               skip_corrupt: bool) -> str:
+    """One line naming the file and record that stopped the evaluation, and why."""
+    from keras_squeezetime.training.pipeline import first_corrupt_record
+    from keras_squeezetime.training.tf_errors import tf_error_text
+
+    if not skip_corrupt:
+        for path in files:
+            found = first_corrupt_record(path)
+            if found is not None:
+                position, reason = found
+                return (f"{path}: record {position} is corrupt ({tf_error_text(reason)}); "
+                        "--noskip-corrupt stops at the first corrupt record (by default "
+                        "corrupt records are skipped and reported).")
+    # Sound headers around a broken JPEG body: decoding fails, skipped or not.
+    patterns = data if isinstance(data, str) else ", ".join(data)
+    return f"a record of {patterns} cannot be decoded: {tf_error_text(error)}."
 
 
 def _names_source(labels, model_name: str) -> str:

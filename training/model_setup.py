@@ -15,6 +15,7 @@ import keras
 from keras_squeezetime import SqueezeTime
 from keras_squeezetime.architecture import HEAD_PREFIX
 from keras_squeezetime.model_loading import load_weights_into
+from keras_squeezetime.presets import PresetDownloadError
 from keras_squeezetime.training.optimizer import AdamW, TorchSGD
 from keras_squeezetime.training.recipes import Recipe
 from keras_squeezetime.training.schedules import MultiStepDecay, WarmupCosineDecay
@@ -30,7 +31,8 @@ def build_model(recipe: Recipe, width_multiplier: float = 1.0) -> keras.Model:
     """The SqueezeTime model of the recipe, initialised from `recipe.init_weights`.
 
     Raises:
-      SetupError: the weights do not fit the model (names the variable and both shapes).
+      SetupError: the weights do not fit the model (names the variable and both shapes),
+        or a preset is neither cached nor downloadable.
       FileNotFoundError: `init_weights` is neither a preset nor an existing path.
     """
     model = SqueezeTime(
@@ -42,7 +44,7 @@ def build_model(recipe: Recipe, width_multiplier: float = 1.0) -> keras.Model:
     if recipe.init_weights:
         try:
             report = load_weights_into(model, recipe.init_weights)
-        except ValueError as error:
+        except (ValueError, PresetDownloadError) as error:  # the latter: a preset offline
             raise SetupError(f"--init-weights {recipe.init_weights}: {error}") from error
         logging.info("Initialised from %s: %d loaded, %d left fresh.", recipe.init_weights,
                      len(report["loaded"]), len(report["skipped"]))

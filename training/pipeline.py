@@ -55,7 +55,7 @@ from keras_squeezetime.model_config import (
     DEFAULT_SHORT_SIDE,
 )
 from keras_squeezetime.training import augment
-from keras_squeezetime.training.records import parse_sequence_example
+from keras_squeezetime.training.records import parse_sequence_example, record_file_problem
 from keras_squeezetime.training.graph_frame_indices import eval_indices, train_indices
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -128,12 +128,32 @@ class PipelineConfig:
     )
 
 
+# Suffixes of the annotation files squeezetime-prepare reads (video lists, Kinetics CSVs):
+# passed where TFRecords belong, each would be read as one corrupt record.
+_ANNOTATION_SUFFIXES = (".txt", ".csv")
+
+
 def list_record_files(pattern: str | Sequence[str]) -> list[str]:
-    """Sorted files matching one glob pattern or several; raises if none match."""
+    """Sorted files matching one glob pattern or several.
+
+    Raises:
+      FileNotFoundError: no file matches.
+      ValueError: a matching `.txt` or `.csv` file is not a TFRecord file (an annotation
+        list, which squeezetime-prepare turns into TFRecords). Other files are not opened
+        here: a pattern may match thousands of remote shards.
+    """
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     files = sorted({path for p in patterns for path in tf.io.gfile.glob(p)})
     if not files:
         raise FileNotFoundError(f"No TFRecord files match {patterns}.")
+    for path in files:
+        if path.lower().endswith(_ANNOTATION_SUFFIXES):
+            problem = record_file_problem(path, first_record_only=True)
+            if problem is not None:
+                raise ValueError(
+                    f"{path} is not a TFRecord file ({problem}); it looks like a video list: "
+                    "training and evaluation read TFRecords, so run squeezetime-prepare on "
+                    "it first and pass the TFRecords it writes.")
     return files
 
 
@@ -330,6 +350,26 @@ def _warn_short_file(path: tf.Tensor, read: tf.Tensor, expected: tf.Tensor) -> b
                     "them (after a failed checksum, the rest of the file).",
                     *report)
     return True
+
+
+def first_corrupt_record(path: str) -> tuple[int, tf.errors.OpError] | None:
+    """`(position, error)` of the first record of `path` that `skip_corrupt` would drop
+    (failed CRC, no parse, a frame without a JPEG header or of another size), or None.
+
+    Reads the file record by record, frame headers only: meant for naming the record after
+    a pipeline without `skip_corrupt` stopped with an error that names neither.
+    """
+    records = tf.data.TFRecordDataset(path).map(_parsed).map(_screened)
+    iterator = iter(records)
+    position = 0
+    while True:
+        try:
+            next(iterator)
+        except StopIteration:
+            return None
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            return position, error
+        position += 1
 
 
 def _parsed(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -109,6 +109,7 @@ def prepare_dataset(
     video_timeout: float = 600.0,
     shuffle_seed: int | None = DEFAULT_SHUFFLE_SEED,
     skipped_files: Sequence[str] = (),
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Writes `entries` as sharded TFRecords under `output` and returns the manifest.
 
@@ -132,6 +133,9 @@ def prepare_dataset(
         sorted; None keeps the list order.
       skipped_files: paths the entry list was made without (`ClassFolders.skipped`):
         counted and listed in the manifest's `skipped_files`, so none vanishes unseen.
+      class_names: the source's whole class list (index i at position i), when it has one:
+        the manifest's `classes` then lists every class, one without videos (an empty class
+        folder) too, so training finds a name for each; None lists the classes the entries use.
 
     Returns:
       The manifest (also written to `output/manifest.json`): counts, settings, shards,
@@ -216,7 +220,7 @@ def prepare_dataset(
 
     manifest = _manifest(
         entries, names, statuses, settings, shard_size, output, progress, shuffle_seed,
-        skipped_files,
+        skipped_files, class_names,
     )
     manifest["this_run"].update(shards_already_finished=len(finished_before),
                                 failed_not_retried=not_retried)
@@ -403,7 +407,7 @@ def _check_plan(tf, state_dir, entries, settings, shard_size, prefix, shuffle_se
 
 def _manifest(
     entries, names, statuses, settings, shard_size, output, progress, shuffle_seed,
-    skipped_files,
+    skipped_files, class_names,
 ) -> dict[str, Any]:
     shards = [statuses[i] for i in range(len(names))]
     failures = [failure for status in shards for failure in status["failures"]]
@@ -432,7 +436,7 @@ def _manifest(
         "bytes_per_video": total_bytes / written if written else 0.0,
         "this_run": progress.summary(),
         "shards": [{k: status[k] for k in ("name", "records", "bytes")} for status in shards],
-        "classes": _classes(entries, failures),
+        "classes": _classes(entries, failures, class_names),
         "failures": failures,
         "skipped_files": {
             "what": "paths not taken as videos: files without a video extension or beside "
@@ -445,13 +449,13 @@ def _manifest(
     }
 
 
-def _classes(entries, failures) -> list[dict[str, Any]]:
-    """Each class index the entries use, its name (empty when the source names none), how
-    many videos were listed for it (`videos`, failed ones included: existing readers know
-    it so) and how many of those were `written` or `failed` (by the failures list, which
-    misses those of a shard whose status file was lost); training checks `--labels`
-    against the indices and names."""
-    names: dict[int, str] = {}
+def _classes(entries, failures, class_names=None) -> list[dict[str, Any]]:
+    """Each class of `class_names` and each index the entries use, its name (empty when the
+    source names none), how many videos were listed for it (`videos`, failed ones included:
+    existing readers know it so) and how many of those were `written` or `failed` (by the
+    failures list, which misses those of a shard whose status file was lost); training
+    checks `--labels` against the indices and names, and names its classes from them."""
+    names: dict[int, str] = dict(enumerate(class_names or ()))
     videos: dict[int, int] = {}
     failed: dict[int, int] = {}
     for entry in entries:
@@ -461,9 +465,10 @@ def _classes(entries, failures) -> list[dict[str, Any]]:
     for failure in failures:
         label = entries[failure["index"]].label_index
         failed[label] = failed.get(label, 0) + 1
-    return [{"index": index, "name": names.get(index, ""), "videos": videos[index],
-             "written": videos[index] - failed.get(index, 0), "failed": failed.get(index, 0)}
-            for index in sorted(videos)]
+    return [{"index": index, "name": names.get(index, ""), "videos": videos.get(index, 0),
+             "written": videos.get(index, 0) - failed.get(index, 0),
+             "failed": failed.get(index, 0)}
+            for index in sorted(set(videos) | set(range(len(class_names or ()))))]
 
 
 class _Progress:

@@ -15,11 +15,20 @@ import os
 
 from absl import logging
 
+from keras_squeezetime.training.tf_errors import tf_error_text
+from keras_squeezetime.training.train_config import SetupError
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
 def make_strategy(name: str = "default", tpu: str = ""):
-    """Creates the `tf.distribute.Strategy` `name` (one of `STRATEGIES`); before any model."""
+    """Creates the `tf.distribute.Strategy` `name` (one of `STRATEGIES`); before any model.
+
+    Raises:
+      SetupError: `multi_worker` without `TF_CONFIG`, or a TPU that cannot be resolved or
+        reached (named, with the reason); squeezetime-train says it in one line.
+      ValueError: an unknown `name`.
+    """
     import tensorflow as tf  # deferred: CLIs import STRATEGIES to check flags fast
 
     if name == "default":
@@ -35,16 +44,23 @@ def make_strategy(name: str = "default", tpu: str = ""):
         return strategy
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise SetupError(
                 "--strategy multi_worker needs the TF_CONFIG environment variable (cluster "
                 "addresses and this worker's task index); see docs/distributed.md."
             )
         # Ring all-reduce works on CPUs and GPUs alike; NCCL is picked automatically on GPUs.
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        # Resolving a TPU name asks the Cloud TPU API (socket and URL errors: OSError); no
+        # name off a TPU VM is a ValueError; connecting and initialising fail as tf.errors.
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            which = f"TPU {tpu!r}" if tpu else "a local TPU (no --tpu given)"
+            raise SetupError(f"--strategy tpu: cannot reach {which}: "
+                             f"{tf_error_text(error)}") from error
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
 

@@ -89,13 +89,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Trains (or resumes) one run and returns its final metrics (also in `metrics.json`).
 
     Raises:
-      SetupError: inconsistent settings, or `output` holds a different run to resume.
+      SetupError: inconsistent settings, `output` holds a different run to resume, a data
+        file is a video list rather than TFRecords, or `--init-weights` cannot be had.
       FileNotFoundError: a data pattern matches no file.
     """
     recipe = resolve_recipe(config)
-    train_files = pipeline.list_record_files(record_patterns(config.train_data))
-    val_files = (pipeline.list_record_files(record_patterns(config.val_data))
-                 if config.val_data else [])
+    train_files = _record_files(config.train_data)
+    val_files = _record_files(config.val_data) if config.val_data else []
     if config.mixed_precision:
         keras.mixed_precision.set_dtype_policy(mixed_policy(config.strategy))
     if config.seed is not None:
@@ -119,7 +119,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
             _check_names(class_names, val_texts, names_source, "the validation records")
     model_config = run_model_config(config, recipe, strategy, steps, num_train, class_names)
     output = config.output.rstrip("/")
-    tf.io.gfile.makedirs(output)
     backup_dir = f"{output}/backup" if chief else (
         f"{output}/backup/worker-{strategy.cluster_resolver.task_id}"
     )
@@ -129,6 +128,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if resume_epoch is not None:
         check_resumable(output, model_config)
         logging.info("Resuming %s after epoch %d.", output, resume_epoch)
+    # Before anything is written: initial weights that cannot be had (a preset offline)
+    # leave no run folder behind.
+    with strategy.scope():
+        model = build_model(recipe, config.width_multiplier)
+        compile_for_training(model, recipe, config.batch_size, steps, config.jit_compile)
+    tf.io.gfile.makedirs(output)
     if chief:
         write_run_config(output, model_config)
         trim_history(f"{output}/{HISTORY_FILE}", resume_epoch or 0)
@@ -139,10 +144,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if val_files:
         val_data, validation_steps, multi_view = _validation(
             config, recipe, strategy, val_files, num_val, data_config)
-
-    with strategy.scope():
-        model = build_model(recipe, config.width_multiplier)
-        compile_for_training(model, recipe, config.batch_size, steps, config.jit_compile)
 
     if config.strategy != "default":
         if strategy_lib.num_workers(strategy) > 1:
@@ -227,9 +228,26 @@ def _class_names(recipe: Recipe, label_texts: dict[int, str]) -> list[str] | Non
             )
         _check_names(names, label_texts, f"--labels {recipe.labels}", "the training records")
         return names
-    if len(label_texts) == recipe.num_classes and set(label_texts) == set(range(recipe.num_classes)):
+    missing = [i for i in range(recipe.num_classes) if i not in label_texts]
+    if not missing:
         return [label_texts[i] for i in range(recipe.num_classes)]
+    # Not an error (the run trains as well), but config.json then names no class.
+    why = ("the training records carry no class names" if not label_texts else
+           f"the training records name {recipe.num_classes - len(missing)} of the "
+           f"{recipe.num_classes} classes (none for class index {missing[0]})")
+    logging.warning("%s, so config.json gets no class_names and predictions show class "
+                    "indices; pass --labels with the %d class names to name them.",
+                    why, recipe.num_classes)
     return None
+
+
+def _record_files(patterns: str) -> list[str]:
+    """`pipeline.list_record_files` of a data flag; a video list given instead of TFRecords
+    is a `SetupError` (said in one line)."""
+    try:
+        return pipeline.list_record_files(record_patterns(patterns))
+    except ValueError as error:
+        raise SetupError(str(error)) from error
 
 
 def _check_names(names: list[str], label_texts: dict[int, str], names_source: str,

@@ -292,9 +292,43 @@ def test_corrupt_records_are_skipped_and_reported(keras_model, tmp_path, caplog)
     assert len(warnings) == 3 and "a.tfrecord" in warnings[0]
     assert json.loads((tmp_path / "metrics.json").read_text())["num_skipped"] == 3
 
-    # Unskipped, whichever corrupt record is read first stops the run.
-    with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.DataLossError)):
+    # Unskipped, a corrupt record stops the run, named: the first in file order.
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'a.tfrecord'}: record 2 is corrupt \("):
         evaluate_model(str(keras_model), pattern, views=(1, 1), skip_corrupt=False)
+
+
+@pytest.mark.parametrize("case", ["noskip-corrupt", "video list", "gs"])
+def test_cli_data_errors_are_one_line(keras_model, tmp_path, case):
+    """A damaged record under --noskip-corrupt, a video list where TFRecords belong, an
+    unreachable gs:// pattern: exit status 2 and one line naming the file, no traceback."""
+    rng = np.random.default_rng(4)
+    serialized = [make_sequence_example(
+        [tf.io.encode_jpeg(f).numpy() for f in rng.integers(0, 255, (8, 48, 64, 3), np.uint8)],
+        label).SerializeToString() for label in (0, 1, 2)]
+    shard = tmp_path / "val.tfrecord"
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for data in serialized:
+            writer.write(data)
+    _corrupt_payload(shard, serialized, 1)
+    listing = tmp_path / "val_list.txt"
+    listing.write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
+    flags, message = {
+        "noskip-corrupt": ([f"--data={shard}", "--noskip-corrupt"],
+                           f"{shard}: record 1 is corrupt (corrupted record at "),
+        "video list": ([f"--data={listing}"],
+                       f"{listing} is not a TFRecord file (its first record header fails its "
+                       "checksum); it looks like a video list"),
+        "gs": (["--data=gs://squeezetime-no-such-bucket/*.tfrecord"],
+               "cannot reach/read gs://squeezetime-no-such-bucket/"),
+    }[case]
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_squeezetime.training.cli.evaluate",
+         f"--model={keras_model}", "--views=1x1", *flags],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-1000:]
 
 
 def _prepared(folder, labels: list[int], names: dict[int, str], truncate_at: int | None = None):

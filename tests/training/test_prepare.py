@@ -603,3 +603,40 @@ def test_cli_class_folders_with_a_frame_cap(tmp_path, make_video, frame_ids):
     assert [(v["video_id"], v["stride"], v["stored_frames"]) for v in manifest["strided"]] == [
         ("x", 3, 14)]
     assert "more than 16" in manifest["frames_stored"]
+
+
+def test_cli_folder_lists_an_empty_class_so_training_names_every_class(tmp_path, make_video):
+    """An empty class folder keeps its index: the manifest lists it (nothing written), so a
+    run counting it (--num-classes 3) still finds a name for every class."""
+    from keras_squeezetime.training.recipes import CUSTOM
+    from keras_squeezetime.training.train import _class_names, count_records
+
+    make_video("data/cats/x.mp4", num_frames=6)
+    (tmp_path / "data" / "dogs").mkdir()  # no video
+    make_video("data/owls/y.mp4", num_frames=6)
+    output = tmp_path / "out"
+
+    result = _run_cli("--folder", os.fspath(tmp_path / "data"), "--output", os.fspath(output))
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((output / "manifest.json").read_text("utf-8"))
+    assert manifest["classes"] == [
+        {"index": 0, "name": "cats", "videos": 1, "written": 1, "failed": 0},
+        {"index": 1, "name": "dogs", "videos": 0, "written": 0, "failed": 0},
+        {"index": 2, "name": "owls", "videos": 1, "written": 1, "failed": 0},
+    ]
+    num_records, names = count_records([os.fspath(output / shard_names(2, 100)[0])])
+    assert num_records == 2
+    recipe = dataclasses.replace(CUSTOM, num_classes=3, labels=None)
+    assert _class_names(recipe, names) == ["cats", "dogs", "owls"]
+
+
+def test_cli_unreachable_gs_output_is_one_line(tmp_path, make_video):
+    video = make_video("videos/a.mp4", num_frames=6)
+    (tmp_path / "list.txt").write_text(f"{video} 0\n", encoding="utf-8")
+    result = _run_cli("--list", os.fspath(tmp_path / "list.txt"),
+                      "--output", "gs://squeezetime-no-such-bucket/x")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "cannot reach/read gs://squeezetime-no-such-bucket/x"), result.stderr[-1000:]

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from keras_squeezetime.training.strategy import make_strategy
+from keras_squeezetime.training.train_config import SetupError
 
 
 def test_mirrored_on_one_device_warns_that_it_has_a_single_replica():
@@ -27,5 +28,15 @@ def test_bad_names_and_a_missing_cluster_are_named(monkeypatch):
     with pytest.raises(ValueError, match=r"Unknown strategy 'mirror'; choose one of default"):
         make_strategy("mirror")
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+    # SetupError: what squeezetime-train says in one line, without a traceback.
+    with pytest.raises(SetupError, match="needs the TF_CONFIG environment variable"):
         make_strategy("multi_worker")
+
+
+def test_a_tpu_that_cannot_be_resolved_is_a_setup_error():
+    """Resolving a TPU name asks Google's servers: unreachable here, or unknown with them."""
+    with pytest.raises(SetupError) as raised:
+        make_strategy("tpu", "squeezetime-no-such-tpu")
+    message = str(raised.value)
+    assert message.startswith("--strategy tpu: cannot reach TPU 'squeezetime-no-such-tpu': ")
+    assert "\n" not in message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -65,6 +66,23 @@ def test_labels_are_checked_against_the_names_the_records_carry(tmp_path):
     assert _class_names(swapped, {}) == ["walk", "jump", "run"]  # nothing to check against
     with pytest.raises(SetupError, match=r"class index 7 \('shrink'\).*3 classes"):
         _class_names(recipe, {**records, 7: "shrink"})
+
+
+def test_a_run_without_a_name_for_every_class_says_why(caplog):
+    """config.json then gets no class names: a warning says so, and why, not silence."""
+    from keras_squeezetime.training.train import _class_names
+
+    recipe = dataclasses.replace(CUSTOM, num_classes=3, labels=None)
+    with caplog.at_level("WARNING"):
+        assert _class_names(recipe, {0: "walk", 2: "jump"}) is None
+        assert _class_names(recipe, {}) is None
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("the training records name 2 of the 3 classes (none for "
+                                  "class index 1), so config.json gets no class_names")
+    assert warnings[1].startswith("the training records carry no class names")
+    assert all("pass --labels with the 3 class names" in warning for warning in warnings)
+
 
 def _cli_flag_names() -> list[str]:
     """The flags squeezetime-train defines, read in a fresh process (absl flags are global)."""
@@ -141,11 +159,16 @@ def test_two_epochs_write_every_output_and_every_flag(tiny_records, tmp_path):
     assert checkpoint.frame_interval == 2 and checkpoint.class_names == tuple(config["class_names"])
     # With --early-stopping-patience the model keeps the best validation epoch's weights
     # even when every epoch ran: best.keras's, not last.keras's (unless epoch 2 was best).
+    # metrics.json numbers epochs as history.csv does: the best is the first row scoring most.
     best_epoch = metrics["best_epoch_this_run"]
+    with open(output / "history.csv") as handle:
+        scores = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
+    assert best_epoch == scores.index(max(scores))
+    assert metrics["best_val_accuracy_this_run"] == pytest.approx(max(scores))
     best = keras.saving.load_model(output / "checkpoints" / "best.keras")
     for a, b in zip(model.weights, best.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    if best_epoch == 1:
+    if best_epoch == 0:
         assert any(not np.array_equal(a.numpy(), b.numpy())
                    for a, b in zip(model.weights, last.weights))
 
@@ -180,6 +203,8 @@ def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path, stop):
     killed_after = json.loads(metadata.read_text())["epoch"]
     assert 1 <= killed_after < 4
     assert not (output / "model.keras").exists()
+    if stop == signal.SIGINT:
+        return  # the backup it leaves is the kill's: resuming from it is proven there
 
     result = _train_cli(*flags)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -214,6 +239,39 @@ def test_validation_records_numbered_otherwise_stop_the_run_before_training(tiny
             f"validation records do (0: {names[0]!r} there, {names[1]!r} in the records"
             in result.stderr)
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+@pytest.mark.parametrize("case", ["offline preset", "no TF_CONFIG", "video list", "gs"])
+def test_setup_failures_are_one_line_and_leave_no_run_folder(tiny_records, tmp_path, case):
+    """Each stops before training with exit status 2 and one line, not a traceback, and
+    writes nothing (a config.json left behind would make a rerun look like a resume)."""
+    output = tmp_path / "run"
+    listing = tmp_path / "train_list.txt"
+    listing.write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    flags, message = {
+        # An empty mirror: the preset is neither cached nor downloadable, as offline.
+        "offline preset": (["--init-weights=kinetics400"],
+                           "--init-weights kinetics400: Cannot download preset 'kinetics400'"),
+        "no TF_CONFIG": (["--strategy=multi_worker"],
+                         "--strategy multi_worker needs the TF_CONFIG environment variable"),
+        "video list": ([f"--train-data={listing}"],
+                       f"{listing} is not a TFRecord file (its first record header fails its "
+                       "checksum); it looks like a video list"),
+        "gs": (["--train-data=gs://squeezetime-no-such-bucket/*.tfrecord"],
+               "cannot reach/read gs://squeezetime-no-such-bucket/"),
+    }[case]
+    env.update(KERAS_HOME=str(tmp_path / "keras_home"),
+               KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX=(tmp_path / "mirror").as_uri())
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_squeezetime.training.cli.train",
+         f"--train-data={tiny_records['train']}", f"--output={output}", "--epochs=1",
+         *TINY_FLAGS, *flags],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-1000:]
+    assert not output.exists()
 
 
 def test_resume_refuses_a_changed_run(tiny_records, tmp_path):

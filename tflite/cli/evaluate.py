@@ -1,4 +1,4 @@
-"""`squeezetime-eval-tflite`: accuracy, parity with Keras, latency, size, memory and ops.
+r"""`squeezetime-eval-tflite`: accuracy, parity with Keras, latency, size, memory and ops.
 
 Example (several variants of one model are timed round-robin and compared in one report):
   squeezetime-eval-tflite --model run/fp32.tflite --model run/int8.tflite \

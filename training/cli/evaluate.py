@@ -1,4 +1,4 @@
-"""`squeezetime-evaluate`: multi-view accuracy of a trained or official model.
+r"""`squeezetime-evaluate`: multi-view accuracy of a trained or official model.
 
     squeezetime-evaluate --model=runs/k400 --data='k400/val/*.tfrecord' --output=runs/k400/test
     squeezetime-evaluate --model=SqueezeTime_HMDB51_65.56.pth --data='hmdb/val/*.tfrecord' \
@@ -19,6 +19,7 @@ import json
 from absl import app, flags
 
 from keras_squeezetime.cli.entry_point import run_tool
+from keras_squeezetime.training.cli.storage import unreachable_storage_as_usage_error
 
 FLAGS = flags.FLAGS
 
@@ -55,20 +56,21 @@ def main(argv: list[str]) -> None:
 
     try:
         views = parse_views(FLAGS.views) if FLAGS.views else None
-        metrics = evaluate_model(
-            FLAGS.model,
-            [p.strip() for p in FLAGS.data.split(",") if p.strip()],
-            views=views,
-            frames=FLAGS.frames,
-            frame_interval=FLAGS["frame-interval"].value,
-            image_size=FLAGS["image-size"].value,
-            short_side=FLAGS["short-side"].value,
-            batch_size=FLAGS["batch-size"].value,
-            labels=FLAGS.labels,
-            output=FLAGS.output,
-            max_batches=FLAGS["max-batches"].value,
-            skip_corrupt=FLAGS["skip-corrupt"].value,
-        )
+        with unreachable_storage_as_usage_error(FLAGS.data, FLAGS.model, FLAGS.output):
+            metrics = evaluate_model(
+                FLAGS.model,
+                [p.strip() for p in FLAGS.data.split(",") if p.strip()],
+                views=views,
+                frames=FLAGS.frames,
+                frame_interval=FLAGS["frame-interval"].value,
+                image_size=FLAGS["image-size"].value,
+                short_side=FLAGS["short-side"].value,
+                batch_size=FLAGS["batch-size"].value,
+                labels=FLAGS.labels,
+                output=FLAGS.output,
+                max_batches=FLAGS["max-batches"].value,
+                skip_corrupt=FLAGS["skip-corrupt"].value,
+            )
     except (ValueError, OSError) as error:  # bad flags or files, a preset not downloadable
         raise app.UsageError(str(error), exitcode=2) from None
     summary = {k: metrics[k] for k in ("top1", "top5", "mean_class_accuracy", "num_videos",

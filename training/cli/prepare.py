@@ -1,4 +1,4 @@
-"""`squeezetime-prepare`: videos + annotations -> sharded TFRecords for training.
+r"""`squeezetime-prepare`: videos + annotations -> sharded TFRecords for training.
 
 Example:
   squeezetime-prepare --csv kinetics400/train.csv --video-root kinetics400/train \\
@@ -28,6 +28,7 @@ import sys
 from absl import app, flags
 
 from keras_squeezetime.cli.entry_point import run_tool
+from keras_squeezetime.training.cli.storage import unreachable_storage_as_usage_error
 from keras_squeezetime.training.prepare import (
     DEFAULT_SETTINGS,
     DEFAULT_SHARD_SIZE,
@@ -86,7 +87,9 @@ flags.DEFINE_float("log-every", 10.0, "Seconds between progress lines.")
 
 
 def _entries():
-    """`(entries, skipped paths)` from the one annotation source given."""
+    """`(entries, skipped paths, the whole class list or None)` from the one annotation
+    source given; the class list lets the manifest name classes without videos."""
+    from keras_squeezetime import load_labels
     from keras_squeezetime.training import annotations
 
     sources = [name for name in ("list", "csv", "hmdb-splits", "folder") if FLAGS[name].value]
@@ -99,21 +102,21 @@ def _entries():
     if source == "list":
         if video_root is None:
             video_root = os.path.dirname(os.path.abspath(FLAGS.list))
-        return annotations.parse_video_list(FLAGS.list, video_root, FLAGS.labels), []
+        entries = annotations.parse_video_list(FLAGS.list, video_root, FLAGS.labels)
+        return entries, [], load_labels(FLAGS.labels) if FLAGS.labels else None
     if source == "csv":
-        entries = annotations.parse_kinetics_csv(
-            FLAGS.csv, video_root, FLAGS.labels or "kinetics400"
-        )
-        return entries, []
+        labels = FLAGS.labels or "kinetics400"
+        entries = annotations.parse_kinetics_csv(FLAGS.csv, video_root, labels)
+        return entries, [], load_labels(labels)
     if source == "hmdb-splits":
+        labels = FLAGS.labels or "hmdb51"
         entries = annotations.parse_hmdb51_splits(
             FLAGS["hmdb-splits"].value, FLAGS["hmdb-split"].value, FLAGS["hmdb-subset"].value,
-            video_root,
-            FLAGS.labels or "hmdb51",
+            video_root, labels,
         )
-        return entries, []
+        return entries, [], load_labels(labels)
     folders = annotations.list_class_folders(FLAGS.folder, FLAGS.labels)
-    return folders.entries, folders.skipped
+    return folders.entries, folders.skipped, folders.class_names
 
 
 def _strided_note(manifest) -> str:
@@ -147,23 +150,26 @@ def _prepare(argv: list[str]) -> int:
     from keras_squeezetime.training.shard_manifest import MANIFEST_NAME
 
     try:
-        entries, skipped = _entries()
+        entries, skipped, class_names = _entries()
     except (ValueError, OSError) as error:  # unreadable or malformed annotations, unknown labels
         raise app.UsageError(str(error), exitcode=2) from error
     try:
-        manifest = prepare_dataset(
-            entries,
-            FLAGS.output,
-            workers=FLAGS.workers,
-            short_side=FLAGS["short-side"].value or None,
-            fps=FLAGS.fps,
-            max_frames=FLAGS["max-frames"].value or None,
-            shuffle_seed=None if FLAGS["shuffle-seed"].value < 0 else FLAGS["shuffle-seed"].value,
-            shard_size=FLAGS["shard-size"].value,
-            jpeg_quality=FLAGS["jpeg-quality"].value,
-            log_every=FLAGS["log-every"].value,
-            skipped_files=skipped,
-        )
+        with unreachable_storage_as_usage_error(FLAGS.output):
+            manifest = prepare_dataset(
+                entries,
+                FLAGS.output,
+                workers=FLAGS.workers,
+                short_side=FLAGS["short-side"].value or None,
+                fps=FLAGS.fps,
+                max_frames=FLAGS["max-frames"].value or None,
+                shuffle_seed=(None if FLAGS["shuffle-seed"].value < 0
+                              else FLAGS["shuffle-seed"].value),
+                shard_size=FLAGS["shard-size"].value,
+                jpeg_quality=FLAGS["jpeg-quality"].value,
+                log_every=FLAGS["log-every"].value,
+                skipped_files=skipped,
+                class_names=class_names,
+            )
     except ValueError as error:  # bad settings, or an output made for another run
         raise app.UsageError(str(error), exitcode=2) from error
     summary = (

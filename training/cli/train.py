@@ -1,4 +1,4 @@
-"""`squeezetime-train`: train SqueezeTime on clip TFRecords with the paper's recipes.
+r"""`squeezetime-train`: train SqueezeTime on clip TFRecords with the paper's recipes.
 
     squeezetime-train --config=hmdb51 --train-data='gs://b/hmdb51/train/*.tfrecord' \
         --val-data='gs://b/hmdb51/val/*.tfrecord' --batch-size=64 --output=gs://b/runs/hmdb
@@ -19,6 +19,7 @@ import sys
 from absl import app, flags, logging
 
 from keras_squeezetime.cli.entry_point import run_tool
+from keras_squeezetime.training.cli.storage import unreachable_storage_as_usage_error
 from keras_squeezetime.training.recipes import RECIPES
 from keras_squeezetime.training.strategy import STRATEGIES
 
@@ -96,7 +97,9 @@ def main(argv: list[str]) -> None:
     module_flags = FLAGS.get_key_flags_for_module(sys.modules[__name__])
     config = TrainConfig(**{flag.name.replace("-", "_"): flag.value for flag in module_flags})
     try:
-        metrics = train(config)
+        with unreachable_storage_as_usage_error(config.train_data, config.val_data,
+                                                config.output):
+            metrics = train(config)
     except (SetupError, FileNotFoundError) as error:
         raise app.UsageError(str(error), exitcode=2) from None
     except KeyboardInterrupt:
