@@ -1,9 +1,11 @@
 """Video files: PyAV decoding and encoding, frame-index sampling, and clips for a model."""
 
 from keras_squeezetime.video.decode import (
+    DecodedFrame,
     FrameCountError,
     VideoDecodeError,
     VideoInfo,
+    iter_frames,
     probe_video,
     read_frames,
 )
@@ -11,10 +13,12 @@ from keras_squeezetime.video.frame_indices import dense_indices, multi_clip_indi
 from keras_squeezetime.video.writer import write_video
 
 __all__ = [
+    "DecodedFrame",
     "FrameCountError",
     "VideoDecodeError",
     "VideoInfo",
     "dense_indices",
+    "iter_frames",
     "multi_clip_indices",
     "probe_video",
     "read_frames",
