@@ -12,7 +12,6 @@ indices are sampled again from the frames that exist.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import warnings
@@ -21,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from keras_squeezetime.model_config import ClipSettings
-from keras_squeezetime.video.decode import FrameCountError, VideoInfo, iter_frames, probe_video
+from keras_squeezetime.video.decode import FrameCountError, VideoInfo, probe_video, read_frames
 from keras_squeezetime.video.frame_indices import multi_clip_indices
 
 
@@ -54,20 +53,9 @@ def decode_crops(
     """
     indices = np.asarray(indices, dtype=np.int64)
     unique, inverse = np.unique(indices, return_inverse=True)
-    wanted = set(unique.tolist())
-    last, count, crops = int(unique[-1]), 0, {}
-    frames = iter_frames(path, settings.short_side, images_for=wanted,
-                         transform=crop_transform(settings.image_size))
-    with contextlib.closing(frames):
-        for frame in frames:
-            count = frame.index + 1
-            if frame.image is not None:
-                crops[frame.index] = frame.image
-            if frame.index >= last:
-                break
-    if last >= count:
-        raise FrameCountError(path, last, count)
-    return np.stack([crops[index] for index in unique.tolist()]), inverse.reshape(indices.shape)
+    crops = read_frames(path, indices=unique, short_side=settings.short_side,
+                        transform=crop_transform(settings.image_size))
+    return crops, inverse.reshape(indices.shape)
 
 
 def crop_transform(size: int) -> Callable[[np.ndarray], np.ndarray]:

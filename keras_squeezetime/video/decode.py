@@ -222,6 +222,7 @@ def read_frames(
     short_side: int | None = None,
     fps: float | None = None,
     max_frames: int | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Decodes frames of a video as upright RGB `uint8` `(T, H, W, 3)`.
 
@@ -239,6 +240,8 @@ def read_frames(
         frame on screen at time `k / fps` after the first frame. Handles variable frame
         rate sources; None keeps every decoded frame.
       max_frames: keep at most the first `max_frames` frames of the sequence.
+      transform: applied to each frame as it decodes, e.g. a crop (see `iter_frames`):
+        only its results are held and stacked.
 
     Raises:
       FrameCountError: a requested index is past the frames the video decodes to (its
@@ -263,7 +266,7 @@ def read_frames(
     outputs: list[np.ndarray | None] = [None] * len(indices) if indices is not None else []
     last_needed = max(wanted) if wanted else None
     count = 0
-    frames = iter_frames(path, short_side, fps, images_for=wanted)
+    frames = iter_frames(path, short_side, fps, images_for=wanted, transform=transform)
     with contextlib.closing(frames):
         for frame in frames:
             if max_frames is not None and frame.index >= max_frames:
