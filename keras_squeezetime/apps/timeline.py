@@ -350,6 +350,13 @@ def _score_windows(path: str | os.PathLike, predictor: Predictor, num_frames: in
                          transform=crop_transform(settings.image_size))
     progress = Progress(len(indices), label=os.path.basename(os.fspath(path)), unit="windows",
                         verb="scored", log=logger.info)
+
+    def score_batch() -> None:
+        probabilities.append(predictor.predict_clips(np.stack(batch).astype(np.float32)))
+        for _ in batch:
+            progress.step()
+        batch.clear()
+
     with contextlib.closing(frames):
         for frame in frames:
             times.append(frame.time)
@@ -361,15 +368,12 @@ def _score_windows(path: str | os.PathLike, predictor: Predictor, num_frames: in
                     if last_use[index] == window:
                         del crops[index]
                 window += 1
-                if len(batch) == _BATCH or window == len(indices):
-                    probabilities.append(predictor.predict_clips(np.stack(batch).astype(np.float32)))
-                    for _ in batch:
-                        progress.step()
-                    batch = []
+                if len(batch) == _BATCH:
+                    score_batch()
             if frame.index + 1 >= num_frames:
                 break
-    if batch:
-        probabilities.append(predictor.predict_clips(np.stack(batch).astype(np.float32)))
+    if batch:  # the last windows, fewer than a batch
+        score_batch()
     # The last frame lasts one nominal period (iter_frames has raised if none decoded).
     frame_times = np.asarray(times + [times[-1] + 1.0 / fps], dtype=np.float64)
     scores = (np.concatenate(probabilities) if probabilities
