@@ -139,8 +139,9 @@ def _saved_stem_kernel_shape(path: str) -> tuple[int, ...] | None:
     try:
         with h5py.File(path, "r") as handle:
             kernel = handle.get("layers/conv2d/vars/0")
-            return tuple(int(n) for n in kernel.shape) if kernel is not None and kernel.ndim == 4 \
-                else None
+            if kernel is None or kernel.ndim != 4:
+                return None
+            return tuple(int(n) for n in kernel.shape)
     except OSError:
         return None
 
