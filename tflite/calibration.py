@@ -49,7 +49,7 @@ def check_source(source: str) -> None:
 
     # FileNotFoundError naming the pattern when nothing matches.
     for path in list_record_files(source):
-        problem = record_file_problem(path, first_record_only=True)
+        problem = record_file_problem(path)
         if problem is not None:
             raise ValueError(_not_records_message(path, problem))
 
@@ -153,8 +153,8 @@ def _list_clips(
 def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray, int]]:
     import tensorflow as tf
 
-    from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset, list_record_files
-    from keras_squeezetime.training.records import record_file_problem
+    from keras_squeezetime.training.pipeline import (
+        PipelineConfig, corrupt_record_message, eval_dataset, list_record_files)
     from keras_squeezetime.training.tf_errors import tf_error_text
 
     config = PipelineConfig(
@@ -167,12 +167,11 @@ def _record_clips(pattern: str, spec: ClipSettings) -> Iterator[tuple[np.ndarray
         for clips, labels in eval_dataset(pattern, 1, config).as_numpy_iterator():
             yield clips[0].astype(np.float32), int(labels[0])
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        # TensorFlow's message names neither file nor pattern: find the damaged file by its
-        # record headers (cheap: a seek per record), else name the pattern.
-        for path in list_record_files(pattern):
-            problem = record_file_problem(path)
-            if problem is not None:
-                raise ValueError(_not_records_message(path, problem)) from None
+        # TensorFlow's message names neither file nor record: find them, else name the pattern.
+        found = corrupt_record_message(list_record_files(pattern))
+        if found is not None:
+            raise ValueError(f"{found}; TFRecords must be valid files written by "
+                             "squeezetime-prepare.") from None
         damage = ("a record is corrupt" if isinstance(error, tf.errors.DataLossError)
                   else "a record could not be read as a SqueezeTime clip")
         raise ValueError(
@@ -207,5 +206,3 @@ def _not_records_message(path: str, problem: str) -> str:
                 "written by squeezetime-prepare.")
     return (f"{path} is not a valid TFRecord file: {problem}; TFRecords must be valid files "
             "written by squeezetime-prepare, and a video list must end in .txt.")
-
-

@@ -325,17 +325,13 @@ def _named_read_errors(dataset, files: Sequence[str], data, skip_corrupt: bool):
 def _unreadable_record_message(files: Sequence[str], data, error: Exception,
                                skip_corrupt: bool) -> str:
     """One line naming the file and record that stopped the evaluation, and why."""
-    from keras_squeezetime.training.pipeline import first_corrupt_record
+    from keras_squeezetime.training.pipeline import corrupt_record_message
     from keras_squeezetime.training.tf_errors import tf_error_text
 
-    if not skip_corrupt:
-        for path in files:
-            found = first_corrupt_record(path)
-            if found is not None:
-                position, reason = found
-                return (f"{path}: record {position} is corrupt ({tf_error_text(reason)}); "
-                        "--noskip-corrupt stops at the first corrupt record (by default "
-                        "corrupt records are skipped and reported).")
+    found = None if skip_corrupt else corrupt_record_message(files)
+    if found is not None:
+        return (f"{found}; --noskip-corrupt stops at the first corrupt record (by default "
+                "corrupt records are skipped and reported).")
     # Sound headers around a broken JPEG body: decoding fails, skipped or not.
     patterns = data if isinstance(data, str) else ", ".join(data)
     return f"a record of {patterns} cannot be decoded: {tf_error_text(error)}."

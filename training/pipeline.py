@@ -148,7 +148,7 @@ def list_record_files(pattern: str | Sequence[str]) -> list[str]:
         raise FileNotFoundError(f"No TFRecord files match {patterns}.")
     for path in files:
         if path.lower().endswith(_ANNOTATION_SUFFIXES):
-            problem = record_file_problem(path, first_record_only=True)
+            problem = record_file_problem(path)
             if problem is not None:
                 raise ValueError(
                     f"{path} is not a TFRecord file ({problem}); it looks like a video list: "
@@ -350,6 +350,23 @@ def _warn_short_file(path: tf.Tensor, read: tf.Tensor, expected: tf.Tensor) -> b
                     "them (after a failed checksum, the rest of the file).",
                     *report)
     return True
+
+
+def corrupt_record_message(files: Sequence[str]) -> str | None:
+    """`"<path>: record <n> is corrupt (<reason>)"` for the first record of `files`, in
+    order, that `skip_corrupt` would drop, or None when every record reads.
+
+    For naming the damage after a pipeline without `skip_corrupt` stopped with
+    TensorFlow's error, which names neither the file nor the record.
+    """
+    from keras_squeezetime.training.tf_errors import tf_error_text
+
+    for path in files:
+        found = first_corrupt_record(path)
+        if found is not None:
+            position, error = found
+            return f"{path}: record {position} is corrupt ({tf_error_text(error)})"
+    return None
 
 
 def first_corrupt_record(path: str) -> tuple[int, tf.errors.OpError] | None:

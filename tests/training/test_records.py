@@ -37,22 +37,23 @@ def test_counts_match_the_reader_and_survive_damage(tmp_path):
 
 
 def test_record_file_problem_checks_the_framing_tensorflow_writes(tmp_path):
-    payloads = [b"x" * n for n in (0, 1, 300, 70000, 5)]
+    payloads = [b"x" * n for n in (70000, 0, 1, 300, 5)]
     raw = _write(tmp_path / "good.tfrecord", payloads)
-    # TensorFlow's own writer computed these header checksums: ours must agree on each.
+    # TensorFlow's own writer computed the header checksum (of length 70000): ours must agree.
     assert record_file_problem(str(tmp_path / "good.tfrecord")) is None
     (tmp_path / "empty.tfrecord").write_bytes(b"")
     assert record_file_problem(str(tmp_path / "empty.tfrecord")) is None
-    cut = (12 + 0 + 4) + (12 + 1 + 4) + 12 + 100
-    (tmp_path / "cut.tfrecord").write_bytes(raw[:cut])
-    assert record_file_problem(str(tmp_path / "cut.tfrecord")) == (
-        "it ends inside the record at byte 33 (truncated)")
-    assert record_file_problem(str(tmp_path / "cut.tfrecord"), first_record_only=True) is None
+    # Only the first header is judged: damage further in is left to the reader.
+    (tmp_path / "cut.tfrecord").write_bytes(raw[:(12 + 70000 + 4) + 12 + 100])
+    assert record_file_problem(str(tmp_path / "cut.tfrecord")) is None
+    (tmp_path / "short.tfrecord").write_bytes(raw[:7])
+    assert record_file_problem(str(tmp_path / "short.tfrecord")) == (
+        "it ends inside its first record header")
     header = bytearray(raw)
-    header[12 + 0 + 4] ^= 0x01  # record 1's length: its header checksum fails
+    header[0] ^= 0x01  # record 0's length: its header checksum fails
     (tmp_path / "header.tfrecord").write_bytes(bytes(header))
     assert record_file_problem(str(tmp_path / "header.tfrecord")) == (
-        "the record header at byte 16 fails its checksum")
+        "its first record header fails its checksum")
     (tmp_path / "list.tfrecord").write_text("videos/a.mp4 0\n")
     assert record_file_problem(str(tmp_path / "list.tfrecord")) == (
         "its first record header fails its checksum")
