@@ -23,6 +23,14 @@ NAMES = ["a", "b", "c"]
 
 PARITY_DIR = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "official_parity"
 
+# The tinted videos: class c's are tinted in channel c, and the colour model (`_colour_model`
+# with `TINT_LOGITS`) scores 6 x the clip's mean colour / 255, largest for the tint. The last
+# video is labelled "a" but tinted as "b": a mistake the model makes, so that the metrics
+# differ from one another (by hand: top-1 6/7; per class a 2/3, b 1, c 1; mean 8/9).
+TINT_LOGITS = 6.0 * np.eye(3)
+TINT_LABELS = [0, 1, 2, 0, 1, 2, 0]
+TINT_CLASSES = [0, 1, 2, 0, 1, 2, 1]
+
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> str:
@@ -50,49 +58,119 @@ def keras_model(tmp_path_factory) -> pathlib.Path:
     return folder / "model.keras"
 
 
-def test_multi_view_metrics_match_numpy_on_saved_predictions(keras_model, records, tmp_path):
-    metrics = evaluate_model(str(keras_model), records, batch_size=3, output=str(tmp_path))
+@pytest.fixture(scope="module")
+def tinted(tmp_path_factory) -> tuple[str, list[list[bytes]]]:
+    """7 clips of 20 frames at 36x54 (the test short side: the crops of 32 are not resized)
+    tinted as `TINT_CLASSES` say, labelled `TINT_LABELS`; returns the pattern and each
+    video's JPEG frames. A ramp across the width makes the three crops differ, one over
+    time the two clips: each view of a video scores differently."""
+    root = tmp_path_factory.mktemp("tinted")
+    rng = np.random.default_rng(6)
+    videos = []
+    with tf.io.TFRecordWriter(str(root / "val-0.tfrecord")) as writer:
+        for label, tint in zip(TINT_LABELS, TINT_CLASSES):
+            frames = 70 + rng.normal(0, 15, (20, 36, 54, 3))
+            frames[..., tint] += rng.uniform(60, 100)
+            frames[..., (tint + 1) % 3] += np.linspace(0, 50, 54)
+            frames[..., (tint + 2) % 3] += np.linspace(0, 40, 20)[:, None, None]
+            frames = np.clip(np.round(frames), 0, 255).astype(np.uint8)
+            # 4:4:4 JPEGs: decoding a crop gives the pixels of the decoded frame's crop.
+            jpegs = [tf.io.encode_jpeg(f, chroma_downsampling=False).numpy() for f in frames]
+            writer.write(make_sequence_example(jpegs, label).SerializeToString())
+            videos.append(jpegs)
+    return str(root / "*.tfrecord"), videos
+
+
+@pytest.fixture(scope="module")
+def tint_model_file(tmp_path_factory) -> pathlib.Path:
+    """The colour model of the tinted videos as a `.keras` file, with a config.json whose
+    test protocol (2 clips x 3 crops of 32 at short side 36) differs from its training one."""
+    folder = tmp_path_factory.mktemp("tint_model")
+    _colour_model("softmax", TINT_LOGITS, frames=4).save(folder / "model.keras")
+    config = {"frames": 4, "frame_interval": 2, "image_size": 32, "short_side": 40,
+              "num_classes": 3, "width_multiplier": 0.25, "class_names": NAMES,
+              "test_views": [2, 3], "test_short_side": 36, "test_image_size": 32}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder / "model.keras"
+
+
+def _views(jpegs: list[bytes], clips: int, frames: int, interval: int, short_side: int,
+           size: int) -> np.ndarray:
+    """The `clips x 3` views `(views, T, size, size, 3)` of a video stored at `short_side`
+    (nothing to resize), cut here: frames decoded with `tf.io.decode_jpeg`, mmaction's test
+    sampling (clip starts `round(i * (N - span) / (clips - 1))`, span
+    `(T - 1) * interval + 1`; one clip: `(N - span) // 2`) and `ThreeCrop` (offsets 0,
+    2 * step, step along the long side, step = (long - size) // 2, centred on the short
+    side)."""
+    decoded = np.stack([tf.io.decode_jpeg(jpeg).numpy() for jpeg in jpegs]).astype(np.float32)
+    count, height, width = decoded.shape[:3]
+    assert min(height, width) == short_side
+    span = (frames - 1) * interval + 1
+    starts = ([(count - span) // 2] if clips == 1 else
+              [round(i * (count - span) / (clips - 1)) for i in range(clips)])
+    step = (width - size) // 2
+    top = (height - size) // 2
+    return np.stack([decoded[start + interval * np.arange(frames), top:top + size, x:x + size]
+                     for start in starts for x in (0, 2 * step, step)])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _tint_probabilities(videos: list[list[bytes]]) -> np.ndarray:
+    """Each tinted video's mean over its 2 x 3 views of the colour model's softmax, in NumPy."""
+    rows = []
+    for jpegs in videos:
+        views = _views(jpegs, clips=2, frames=4, interval=2, short_side=36, size=32)
+        rows.append(_softmax(views.astype(np.float64).mean(axis=(1, 2, 3)) / 255
+                             @ TINT_LOGITS).mean(axis=0))
+    return np.stack(rows)
+
+
+def test_multi_view_metrics_match_numpy_on_saved_predictions(tint_model_file, tinted,
+                                                             tmp_path):
+    pattern, videos = tinted
+    metrics = evaluate_model(str(tint_model_file), pattern, batch_size=3, output=str(tmp_path))
     # Views and sampling came from the test protocol of config.json beside the model.
     assert metrics["sampling"] == {"frames": 4, "frame_interval": 2, "image_size": 32,
                                    "short_side": 36}
     assert metrics["views"] == {"clips": 2, "crops": 3} and metrics["num_videos"] == 7
     assert metrics["clips_scored"] == 7 * 6 and metrics["protocol"]["overridden"] == []
-    assert metrics["protocol"]["source"] == str(keras_model.parent / "config.json")
+    assert metrics["protocol"]["source"] == str(tint_model_file.parent / "config.json")
     assert (tmp_path / "confusion_matrix.png").stat().st_size > 1000
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert {"top1", "top5", "mean_class_accuracy", "per_class_accuracy"} <= set(saved)
 
+    # Each video's row is the mean of the softmaxes of its 6 views, as cut and scored here.
+    expected = _tint_probabilities(videos)
+    np.testing.assert_array_equal(expected.argmax(axis=1), TINT_CLASSES)  # tells them apart
     with np.load(tmp_path / "predictions.npz") as data:
-        probabilities, labels = data["probabilities"], data["labels"]
-    assert probabilities.shape == (7, 3)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)  # mean of softmaxes
-    np.testing.assert_array_equal(labels, [0, 1, 2, 0, 1, 2, 0])
-    predicted = probabilities.argmax(axis=1)
-    assert saved["top1"] == pytest.approx(np.mean(predicted == labels))
-    assert saved["top5"] == pytest.approx(1.0)  # 3 classes: always in the top 5
-    per_class = [np.mean(predicted[labels == c] == c) for c in range(3)]
-    assert saved["mean_class_accuracy"] == pytest.approx(np.mean(per_class))
-    assert saved["per_class_accuracy"] == pytest.approx(dict(zip(NAMES, per_class)))
-    confusion = np.zeros((3, 3), int)
-    for true, guess in zip(labels, predicted):
-        confusion[true, guess] += 1
-    np.testing.assert_array_equal(saved["confusion_matrix"], confusion)
+        np.testing.assert_array_equal(data["labels"], TINT_LABELS)
+        # The views are the same pixels; Keras averages them in float32: 4.6e-6 measured.
+        np.testing.assert_allclose(data["probabilities"], expected, rtol=0, atol=1e-5)
+    # By hand (the last video, an "a" tinted as "b", is the one mistake).
+    assert saved["top1"] == pytest.approx(6 / 7) and saved["top5"] == 1.0  # 3 classes
+    assert saved["per_class_accuracy"] == pytest.approx({"a": 2 / 3, "b": 1.0, "c": 1.0})
+    assert saved["mean_class_accuracy"] == pytest.approx(8 / 9)
+    assert saved["confusion_matrix"] == [[2, 1, 0], [0, 2, 0], [0, 0, 2]]
+    assert saved == json.loads(json.dumps(metrics))
 
 
-def test_views_are_averaged_as_probabilities(keras_model, records):
-    import keras
-
-    from keras_squeezetime.training import pipeline
-
-    model = keras.saving.load_model(keras_model)
-    config = pipeline.PipelineConfig(frames=4, frame_interval=2, image_size=32, short_side=40)
-    clips, _ = next(iter(pipeline.eval_dataset(records, 2, config, num_clips=2, num_crops=3)))
-    expected = np.stack([np.mean(model.predict_on_batch(video), axis=0) for video in clips])
-    metrics = evaluate_model(model, records, views=(2, 3), short_side=40, frame_interval=2,
-                             batch_size=2, max_batches=1)
-    assert metrics["num_videos"] == 2
-    # Recompute top-1 from the independently averaged views.
-    assert metrics["top1"] == pytest.approx(np.mean(expected.argmax(1) == np.array([0, 1])))
+def test_views_are_averaged_as_probabilities(tinted, tmp_path):
+    """A model object, the views and sampling given: the first batch's two videos, each
+    the mean of its views' softmaxes (computed here from views cut here)."""
+    pattern, videos = tinted
+    model = _colour_model("softmax", TINT_LOGITS, frames=4)
+    metrics = evaluate_model(model, pattern, views=(2, 3), short_side=36, frame_interval=2,
+                             batch_size=2, max_batches=1, output=str(tmp_path))
+    assert metrics["num_videos"] == 2 and metrics["clips_scored"] == 2 * 6
+    expected = _tint_probabilities(videos[:2])
+    np.testing.assert_array_equal(expected.argmax(axis=1), TINT_LABELS[:2])
+    with np.load(tmp_path / "predictions.npz") as data:
+        np.testing.assert_array_equal(data["labels"], TINT_LABELS[:2])
+        np.testing.assert_allclose(data["probabilities"], expected, rtol=0, atol=1e-5)
+    assert metrics["top1"] == 1.0
 
 
 def test_classification_metrics_by_hand():
@@ -110,21 +188,49 @@ def test_classification_metrics_by_hand():
 
 
 def test_official_pth_checkpoint(tmp_path_factory, tmp_path):
+    from tests.helpers import logits
+    from tests.helpers.parity import LOGITS_TOLERANCE, relative_error
+
     checkpoint = PARITY_DIR / "squeezetime_w0.25_f16_112px.pth"
     root = tmp_path_factory.mktemp("pth_data")
     rng = np.random.default_rng(2)
+    videos = []
+    labels = [8, 5]  # the checkpoint's random weights favour class 8 on noise
     with tf.io.TFRecordWriter(str(root / "val.tfrecord")) as writer:
-        for i in range(2):
+        for label in labels:
             frames = rng.integers(0, 255, size=(16, 112, 128, 3), dtype=np.uint8)
-            writer.write(make_sequence_example(
-                [tf.io.encode_jpeg(f).numpy() for f in frames], i + 5).SerializeToString())
+            videos.append([tf.io.encode_jpeg(f, chroma_downsampling=False).numpy()
+                           for f in frames])
+            writer.write(make_sequence_example(videos[-1], label).SerializeToString())
     metrics = evaluate_model(str(checkpoint), str(root / "*.tfrecord"), views=(1, 3),
-                             frame_interval=1, image_size=112, short_side=112, output=str(tmp_path))
+                             frame_interval=1, image_size=112, short_side=112, batch_size=2,
+                             output=str(tmp_path))
     assert metrics["num_classes"] == 10 and metrics["num_videos"] == 2
     assert metrics["sampling"]["frames"] == 16  # read from the checkpoint's stem
+
+    # The reference: the checkpoint built with the fixture's configuration, checked against
+    # the official model's logits, run on the views cut here; each row is the mean of the
+    # three crops' softmaxes.
+    with np.load(PARITY_DIR / "squeezetime_w0.25_f16_112px.npz") as data:
+        official_video, official_logits = data["video_ncthw"], data["logits"]
+    reference = SqueezeTime(input_shape=(16, 112, 112, 3), width_multiplier=0.25,
+                            pos_embed_sizes=(56, 28, 14, 7), num_classes=10,
+                            weights=str(checkpoint))
+    pixels = (np.transpose(official_video, (0, 2, 3, 4, 1)) * [58.395, 57.12, 57.375]
+              + [123.675, 116.28, 103.53])  # mmaction's ImageNet normalisation, undone
+    assert relative_error(logits(reference, pixels), official_logits) <= LOGITS_TOLERANCE
+    expected = np.stack([
+        _softmax(logits(reference, _views(jpegs, clips=1, frames=16, interval=1, short_side=112,
+                                            size=112)))
+        .mean(axis=0) for jpegs in videos])
+    # Guard: the videos score apart (8e-3) far beyond the tolerance, which is about twice
+    # the 5.2e-7 measured: the row of the other video fails.
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3
+    np.testing.assert_array_equal(expected.argmax(axis=1), [8, 8])
     with np.load(tmp_path / "predictions.npz") as data:
-        assert data["probabilities"].shape == (2, 10)
-        assert np.all(np.isfinite(data["probabilities"]))
+        np.testing.assert_array_equal(data["labels"], labels)
+        np.testing.assert_allclose(data["probabilities"], expected, rtol=0, atol=1e-6)
+    assert metrics["top1"] == 0.5
 
 
 @pytest.mark.parametrize(
@@ -211,15 +317,15 @@ CROP_LOGITS = np.array([[0.0, 4.0, 0.0],      # left third: red
                         [10.0, -10.0, 0.0]])  # right third: blue
 
 
-def _colour_model(activation):
-    """Mean colour of the clip (/255) -> Dense(3) with `CROP_LOGITS` -> `activation`."""
+def _colour_model(activation, kernel=CROP_LOGITS, frames=2):
+    """Mean colour of the clip (/255) -> Dense(3) with `kernel` -> `activation`."""
     import keras
 
-    inputs = keras.Input((2, 32, 32, 3))
+    inputs = keras.Input((frames, 32, 32, 3))
     pooled = keras.layers.GlobalAveragePooling3D()(keras.layers.Rescaling(1 / 255)(inputs))
     dense = keras.layers.Dense(3, use_bias=False, activation=activation)
     model = keras.Model(inputs, dense(pooled))
-    dense.set_weights([CROP_LOGITS])
+    dense.set_weights([kernel])
     return model
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -16,13 +17,22 @@ def _cli(*args):
 
 
 @pytest.mark.slow
-def test_report_files(tiny, run_dir, video_dataset, tmp_path):
+def test_report_files(tiny, run_dir, make_video, tmp_path):
     from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.interpreter import LiteRTModel
+    from tests.helpers import decode_native
 
+    # Real H.264 videos of the model's classes (`tiny.clips`, classes in turn), each clip
+    # frame shown twice: the model's clips, 4 frames every 2.
+    clips, labels = tiny.clips(8, seed=31)
+    videos = [make_video(f"videos/{i}.mp4", frames=np.repeat(clip.astype(np.uint8), 2, axis=0))
+              for i, clip in enumerate(clips)]
+    listing = tmp_path / "videos" / "val_list.txt"
+    listing.write_text("".join(f"{i}.mp4 {label}\n" for i, label in enumerate(labels)))
     path = export_tflite(tiny.folded, tmp_path / "m.tflite", input_layout="stacked",
                          sampling={"frame_interval": 2, "short_side": tiny.SIZE}).path
     report = tmp_path / "report.json"
-    done = _cli("--model", path, "--data", str(video_dataset / "val_list.txt"),
+    done = _cli("--model", path, "--data", str(listing),
                 "--reference", str(run_dir / "model.keras"), "--threads", "1", "--runs", "3",
                 "--warmup", "1", "--nomemory", "--output", str(report))
     assert done.returncode == 0, done.stderr[-3000:]
@@ -33,6 +43,20 @@ def test_report_files(tiny, run_dir, video_dataset, tmp_path):
     assert values["agreement_top1"] == 1.0 and values["logit_max_rel_error"] <= 1e-4
     assert values["compiled_model"] == {"max_abs_diff": 0.0, "clips": 8}
     assert values["size_bytes"] == os.path.getsize(path)
+    # Accuracy recomputed here: each video decoded straight with PyAV, its centre clip
+    # (mmaction's test sampling: start (N - span) // 2, span (4 - 1) * 2 + 1), the file run
+    # on those clips, each score row beside its own video's label.
+    span = (tiny.FRAMES - 1) * 2 + 1
+    decoded = [decode_native(video) for video in videos]
+    clips = np.stack([frames[(len(frames) - span) // 2::2][:tiny.FRAMES] for frames in decoded])
+    scores = LiteRTModel(path, threads=1).scores(clips.astype(np.float32))
+    ranking = np.argsort(-scores, axis=1)
+    top1 = np.mean(ranking[:, 0] == labels)
+    # Guard: the file classifies the clips (label order matters) by their content.
+    assert top1 >= 0.75 and tiny.discriminates(scores), (ranking[:, 0], labels)
+    assert values["top1"] == top1
+    # 5 classes: every label is in the top 5 (the 5-class model cannot test more).
+    assert values["top5"] == np.mean([label in row[:5] for row, label in zip(ranking, labels)])
     table = (tmp_path / "report.md").read_text()
     assert table.startswith("| variant |") and "CompiledModel max diff" in table
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
