@@ -158,3 +158,16 @@ def damp_batch_norm() -> Callable[..., None]:
 def pytest_configure(config):
     # Keep TensorFlow's C++ start-up chatter out of test logs (inherited by subprocesses).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # No network at test time, on any machine: every HTTP(S) request (TensorFlow's
+    # cloud-storage client, the TPU resolver, preset downloads) goes to a port where
+    # nothing listens and fails at once, here and in subprocesses.
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        os.environ[name] = _NOWHERE
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
+    os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+    # TensorFlow's cloud-storage client: no wait for the metadata server, one quick retry.
+    os.environ.update(NO_GCE_CHECK="true", GCS_RETRY_CONFIG_MAX_RETRIES="1",
+                      GCS_RETRY_CONFIG_INIT_DELAY_TIME_US="1000")
+
+
+_NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens on it

@@ -14,9 +14,11 @@ from typing import Iterator
 
 from absl import app
 
-# The tf.errors classes TensorFlow's file systems raise for a path they cannot reach or read.
+# The tf.errors classes TensorFlow's file systems raise for a path they cannot reach or read
+# (AbortedError: the cloud-storage client's retries all failed, e.g. behind a dead proxy).
 _FILE_SYSTEM_ERRORS = ("NotFoundError", "PermissionDeniedError", "FailedPreconditionError",
-                       "UnavailableError", "UnauthenticatedError")
+                       "UnavailableError", "UnauthenticatedError", "AbortedError",
+                       "DeadlineExceededError")
 
 
 def _file_system_errors() -> tuple[type[Exception], ...]:
