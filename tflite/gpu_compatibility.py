@@ -69,6 +69,8 @@ def max_tensor_rank(model_bytes: bytes) -> int:
 # Runs in a bare process: with TensorFlow loaded (as `import keras_squeezetime` does), the
 # GPU accelerator crashes (two LiteRT runtimes in one process). Reads the model input
 # from an .npy file, writes the outputs to an .npz, prints a JSON line.
+_PROBE_TIMEOUT_S = 600  # compiling for a GPU takes seconds; a hung driver, forever
+
 _GPU_PROBE = """
 import json, sys
 import numpy as np
@@ -126,9 +128,15 @@ def gpu_accelerator_check(path: str | os.PathLike, fp32: bool = True, seed: int 
     with tempfile.TemporaryDirectory() as folder:
         x_path, out_path = os.path.join(folder, "x.npy"), os.path.join(folder, "out.npz")
         np.save(x_path, model.model_input(clip))
-        child = subprocess.run(
-            [sys.executable, "-c", _GPU_PROBE, os.fspath(path), x_path, out_path,
-             "1" if fp32 else "0"], capture_output=True, text=True, env=env)
+        try:
+            child = subprocess.run(
+                [sys.executable, "-c", _GPU_PROBE, os.fspath(path), x_path, out_path,
+                 "1" if fp32 else "0"], capture_output=True, text=True, env=env,
+                timeout=_PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired as expired:
+            # A GPU driver that hangs must not hang the harness with it.
+            child = subprocess.CompletedProcess(
+                expired.cmd, -1, "", f"Error: the GPU probe did not finish in {_PROBE_TIMEOUT_S} s")
         result = _parse_child(child.stdout) or {
             "compiled": False, "error": _last_error(child.stderr, child.returncode)}
         if result.get("compiled"):

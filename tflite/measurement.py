@@ -35,6 +35,8 @@ def measure_latency(
     ]
 
 
+_PROBE_TIMEOUT_S = 600  # three runs take seconds; a hung runtime, forever
+
 _MEMORY_PROBE = """
 import json, sys
 import numpy as np
@@ -62,11 +64,15 @@ def peak_memory_bytes(path: str | os.PathLike, threads: int = 2) -> int:
     the harness do not count; the baseline is that process's memory before loading.
     """
     check_tflite_file(path)
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE, os.fspath(path), str(threads), SIGNATURE_KEY,
-         INPUT_NAME],
-        capture_output=True, text=True, check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, os.fspath(path), str(threads), SIGNATURE_KEY,
+             INPUT_NAME],
+            capture_output=True, text=True, check=False, timeout=_PROBE_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"Memory probe of {path} did not finish in {_PROBE_TIMEOUT_S} s."
+                           ) from None
     if result.returncode != 0:
         raise RuntimeError(f"Memory probe of {path} failed: {result.stderr.strip()[-500:]}")
     values = json.loads(result.stdout.strip().splitlines()[-1])

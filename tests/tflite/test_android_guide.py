@@ -74,7 +74,8 @@ def test_guide_helpers_read_labels_and_pack_frames(tmp_path):
     (tmp_path / "Main.kt").write_text(MAIN)
     jar = tmp_path / "guide.jar"
     compiled = subprocess.run(["kotlinc", "Helpers.kt", "Main.kt", "-include-runtime", "-d",
-                               str(jar)], cwd=tmp_path, capture_output=True, text=True)
+                               str(jar)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=900)
     assert compiled.returncode == 0, compiled.stderr[-3000:]
 
     # A real flatbuffer with the metadata an export embeds (the guide reads the file).
@@ -84,19 +85,19 @@ def test_guide_helpers_read_labels_and_pack_frames(tmp_path):
     (tmp_path / "bare.tflite").write_bytes(model_bytes)
     out = tmp_path / "packed"
     ran = subprocess.run(["java", "-jar", str(jar), str(tmp_path / "m.tflite"), str(out),
-                          str(FRAMES), str(SIZE)], capture_output=True, text=True)
+                          str(FRAMES), str(SIZE)], capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "LABELS walk\nrun\njump" in ran.stdout and "MISSING true" in ran.stdout
     clip = _expected_clip()
     assert (tmp_path / "packed.frames").read_bytes() == clip.tobytes()
     assert (tmp_path / "packed.stacked").read_bytes() == pack(clip, "stacked").tobytes()
     bare = subprocess.run(["java", "-jar", str(jar), str(tmp_path / "bare.tflite"), str(out),
-                           "1", "1"], capture_output=True, text=True)
+                           "1", "1"], capture_output=True, text=True, timeout=300)
     assert "LABELS null" in bare.stdout
 
 
 def _one_op_model() -> bytes:
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32)])
     def serve(x):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-keras = pytest.importorskip("keras")
-
 
 @pytest.fixture(scope="module")
 def float_exports(tiny, tmp_path_factory):
@@ -97,3 +95,13 @@ def test_without_a_device_the_stored_error_says_no_gpu(float_exports):
     assert check["error"].startswith(
         "no GPU accelerator available: LiteRT found no GPU or Vulkan device"), check
     assert gpu_status(check) == "no device"
+
+
+def test_a_probe_that_does_not_finish_is_reported_not_waited_for(float_exports, monkeypatch):
+    """A GPU driver that hangs: the check reports it after its timeout (here 10 ms)."""
+    from keras_squeezetime.tflite import gpu_compatibility
+
+    monkeypatch.setattr(gpu_compatibility, "_PROBE_TIMEOUT_S", 0.01)
+    result = gpu_compatibility.gpu_accelerator_check(float_exports["stacked"])
+    assert not result["compiled"], result
+    assert result["error"].startswith("Error: the GPU probe did not finish in 0.01 s"), result

@@ -13,7 +13,8 @@ import pytest
 
 def _cli(*args):
     code = "from keras_squeezetime.tflite.cli.evaluate import run; run()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=900)
 
 
 @pytest.mark.slow

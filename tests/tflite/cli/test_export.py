@@ -14,7 +14,7 @@ import pytest
 def _cli(*args, env=None):
     code = "from keras_squeezetime.tflite.cli.export import run; run()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=None if env is None else {**os.environ, **env})
+                          env=None if env is None else {**os.environ, **env}, timeout=900)
 
 
 @pytest.mark.slow
