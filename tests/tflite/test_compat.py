@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 SHAPE = (1, 8, 8, 4)
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
 # (quantization, input type, layout) exported once for this module.
 VARIANTS = [
@@ -241,7 +241,7 @@ def test_failed_move_into_place_leaves_no_model_and_no_labels(
 
 def test_op_without_builtin_kernel_is_named_not_sent_to_flex():
     """The converter may only use builtins: an op that would need Flex fails, naming the op."""
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
     from keras_squeezetime.layers import ClassificationHead
     from keras_squeezetime.tflite.export import ServingGraph, UnsupportedOpsError, _convert
 

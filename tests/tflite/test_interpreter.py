@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 
 def _convert(tmp_path, quantize: bool) -> str:

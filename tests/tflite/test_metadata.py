@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 
 @pytest.fixture(scope="module")
