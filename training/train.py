@@ -102,6 +102,14 @@ def train(config: TrainConfig) -> dict[str, Any]:
         keras.utils.set_random_seed(config.seed)
     strategy = strategy_lib.make_strategy(config.strategy, config.tpu)
     chief = strategy_lib.is_chief(strategy)
+    per_replica = config.batch_size // strategy.num_replicas_in_sync
+    if per_replica < 2:
+        # Batch statistics of one clip: the temporal focus normalises one vector per clip,
+        # which is then its bias alone (PyTorch refuses such a batch outright).
+        raise SetupError(
+            f"--batch-size {config.batch_size} gives {per_replica} clip per replica on "
+            f"{strategy.num_replicas_in_sync} replica(s); batch normalisation needs at least "
+            "2: raise --batch-size.")
 
     num_train, label_texts = count_records(train_files)
     steps = config.steps_per_epoch or num_train // config.batch_size

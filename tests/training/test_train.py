@@ -241,7 +241,8 @@ def test_validation_records_numbered_otherwise_stop_the_run_before_training(tiny
     assert not (tmp_path / "run" / "config.json").exists()
 
 
-@pytest.mark.parametrize("case", ["offline preset", "no TF_CONFIG", "video list", "gs"])
+@pytest.mark.parametrize("case", ["offline preset", "no TF_CONFIG", "video list", "gs",
+                                  "one clip per batch"])
 def test_setup_failures_are_one_line_and_leave_no_run_folder(tiny_records, tmp_path, case):
     """Each stops before training with exit status 2 and one line, not a traceback, and
     writes nothing (a config.json left behind would make a rerun look like a resume)."""
@@ -260,6 +261,9 @@ def test_setup_failures_are_one_line_and_leave_no_run_folder(tiny_records, tmp_p
                        "checksum); it looks like a video list"),
         "gs": (["--train-data=gs://squeezetime-no-such-bucket/*.tfrecord"],
                "cannot reach/read gs://squeezetime-no-such-bucket/"),
+        "one clip per batch": (["--batch-size=1"],
+                               "--batch-size 1 gives 1 clip per replica on 1 replica(s); "
+                               "batch normalisation needs at least 2"),
     }[case]
     env.update(KERAS_HOME=str(tmp_path / "keras_home"),
                KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX=(tmp_path / "mirror").as_uri())
