@@ -52,7 +52,7 @@ def test_view_crop_boxes_centre_and_three():
     np.testing.assert_array_equal(
         portrait, [[0, 0, 224, 224], [74, 0, 224, 224], [37, 0, 224, 224]]
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"num_crops must be 1 \(centre\) or 3 .*got 5"):
         augment.view_crop_boxes(256, 340, 256, 224, num_crops=5)
 
 
@@ -151,7 +151,7 @@ def test_jitter_order_is_a_seeded_permutation():
     assert sorted(augment.jitter_order(3)) == [0, 1, 2, 3]
     assert augment.jitter_order(3) == augment.jitter_order(3)
     assert len({augment.jitter_order(seed) for seed in range(20)}) > 5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"order must be a permutation of 0..3, got \(0, 1, 2\)"):
         augment.color_jitter(_textured_clip(), _seed(0), order=(0, 1, 2))
 
 

@@ -54,9 +54,12 @@ def test_num_workers_of_a_one_worker_multi_worker_strategy(monkeypatch):
     assert compat.num_workers(tf.distribute.MultiWorkerMirroredStrategy()) == 1
 
 
-def test_multi_worker_reduction_patch_is_installed_once_and_keeps_other_strategies():
+def test_multi_worker_reduction_patch_is_installed_once_and_keeps_other_strategies(
+        monkeypatch):
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
+    # Put back after the test: later tests in this process get Keras unpatched.
+    monkeypatch.setattr(tf_trainer, "reduce_per_replica", tf_trainer.reduce_per_replica)
     compat.patch_multi_worker_reduction()
     patched = tf_trainer.reduce_per_replica
     assert getattr(patched, "_squeezetime_patched", False)

@@ -39,10 +39,19 @@ def test_console_script_help_shows_the_tools_doc_and_flags(name):
     first_line = ast.get_docstring(ast.parse(text)).strip().splitlines()[0]
     assert first_line in result.stdout, result.stdout[:1000] + result.stderr[-1000:]
     assert result.returncode == 0  # asked-for help is not a failure (absl exits 1)
-    own_flags = [flag for flag in ("--model", "--output", "--data", "--train-data")
-                 if f"flags.DEFINE_string(\"{flag[2:]}\"" in text]
+    own_flags = _defined_flags(text)
+    assert own_flags, f"{source} defines no flag"
     for flag in own_flags:
-        assert f"{flag}:" in result.stdout, (flag, result.stdout[:2000])
+        assert f"--{flag}:" in result.stdout or f"--[no]{flag}:" in result.stdout, (
+            flag, result.stdout[:2000])
+
+
+def _defined_flags(source: str) -> list[str]:
+    """Names of the flags a module defines (`flags.DEFINE_*("name", ...)`, over any lines)."""
+    return [node.args[0].value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr.startswith("DEFINE_") and node.args
+            and isinstance(node.args[0], ast.Constant)]
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -77,7 +77,7 @@ def test_pairs_cover_every_class_once():
     flat = [c for pair in TIME_REVERSED_PAIRS for c in pair]
     assert sorted(flat) == list(range(len(CLASS_NAMES)))
     assert synthetic.pair_of(5) == (4, 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"class_index must be in \[0, 8\); got 8"):
         render_clip(len(CLASS_NAMES), np.random.default_rng(0), 8, 32, 32)
 
 

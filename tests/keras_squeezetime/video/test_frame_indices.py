@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -97,19 +99,19 @@ def test_uniform_test_mode_matches_mmaction_formula():
 
 
 @pytest.mark.parametrize(
-    "call",
+    "call, message",
     [
-        lambda: dense_indices(0),
-        lambda: dense_indices(10, clip_len=0),
-        lambda: dense_indices(10, mode="middle"),
-        lambda: dense_indices(10, out_of_bound="clamp"),
-        lambda: multi_clip_indices(10, num_clips=0),
-        lambda: uniform_indices(0),
-        lambda: uniform_indices(10, mode="center"),
+        (lambda: dense_indices(0), "num_frames must be >= 1; got 0"),
+        (lambda: dense_indices(10, clip_len=0), "clip_len and interval must be >= 1; got 0, 4"),
+        (lambda: dense_indices(10, mode="middle"), "mode must be 'random' or 'center'"),
+        (lambda: dense_indices(10, out_of_bound="clamp"), "out_of_bound must be one of"),
+        (lambda: multi_clip_indices(10, num_clips=0), "num_clips must be >= 1; got 0"),
+        (lambda: uniform_indices(0), "num_frames must be >= 1; got 0"),
+        (lambda: uniform_indices(10, mode="center"), "mode must be 'random' or 'test'"),
     ],
 )
-def test_bad_arguments_raise(call):
-    with pytest.raises(ValueError):
+def test_bad_arguments_raise(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         call()
 
 
