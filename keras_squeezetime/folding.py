@@ -42,13 +42,19 @@ def fold_batch_norm(model: keras.Model, fold_preprocessing: bool = True) -> kera
         No effect on models built with `include_preprocessing=False`.
 
     Raises:
-      ValueError: `model` is not a SqueezeTime model or is already folded.
+      ValueError: `model` is not a SqueezeTime model (also when it holds one as a
+        layer: fold that one), is already folded, or is quantised (`model.quantize`).
     """
     names = {layer.name for layer in model.layers}
     if _STEM_BN not in names:
+        raise ValueError(_not_foldable(model, names))
+    quantized = [layer.path for layer in model._flatten_layers()
+                 if layer.quantization_mode is not None]
+    if quantized:
+        # Folding writes float kernels: into int8 ones they would be silently wrong.
         raise ValueError(
-            f"{model.name} has no '{_STEM_BN}' layer: it is already folded or not a SqueezeTime model."
-        )
+            f"{model.name} is quantised ({len(quantized)} layers, e.g. {quantized[0]!r}); fold "
+            f"the float model first, then quantise the folded copy.")
     normalization = model.get_layer(_NORMALIZATION) if _NORMALIZATION in names else None
     if not fold_preprocessing:
         normalization = None
@@ -71,6 +77,20 @@ def fold_batch_norm(model: keras.Model, fold_preprocessing: bool = True) -> kera
     return folded
 
 
+def _not_foldable(model: keras.Model, names: set[str]) -> str:
+    """Why `model` (without a stem BN) cannot be folded, and what to pass instead."""
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)
+              and {_STEM_BN, _STEM_CONV} & {inner.name for inner in layer.layers}]
+    if nested:
+        return (
+            f"{model.name} holds SqueezeTime model(s) {nested} as layers; fold_batch_norm takes "
+            f"the SqueezeTime model itself: fold model.get_layer({nested[0]!r}) and build the "
+            f"outer model on the folded copy.")
+    if any(isinstance(layer, CTLBottleneck) and layer.fused for layer in model.layers):
+        return f"{model.name} has no '{_STEM_BN}' layer: it is already folded."
+    return f"{model.name} has no '{_STEM_BN}' layer: it is not a SqueezeTime model."
+
+
 def _stem_with_normalization(model: keras.Model, normalization) -> tuple[np.ndarray, np.ndarray]:
     """Stem kernel taking raw pixels, and the bias map that completes it.
 
@@ -82,8 +102,9 @@ def _stem_with_normalization(model: keras.Model, normalization) -> tuple[np.ndar
     scale, shift = batch_norm_affine(model.get_layer(_STEM_BN))
     conv = model.get_layer(_STEM_CONV)
     _, frames, height, width, channels = model.get_layer(_SQUEEZE).input.shape
-    # Per squeezed channel (the squeeze layer's own order) 1 / std and mean.
-    squeeze = TimeToChannel()
+    # Per squeezed channel (the squeeze layer's own order) 1 / std and mean, in float32
+    # whatever the global dtype policy (a float16 one would round them and break the conv).
+    squeeze = TimeToChannel(dtype="float32")
     inv_std = np.asarray(squeeze(np.broadcast_to(
         1.0 / np.asarray(normalization.std, "float32"), (1, frames, 1, 1, channels))))[0, 0, 0]
     mean = np.asarray(squeeze(np.broadcast_to(
@@ -91,7 +112,8 @@ def _stem_with_normalization(model: keras.Model, normalization) -> tuple[np.ndar
     kernel = np.asarray(conv.kernel) * scale * inv_std[None, None, :, None]
     (top, bottom), (left, right) = model.get_layer(_STEM_PAD).padding
     padded = np.pad(mean, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    mean_term = np.asarray(ops.conv(padded, kernel, strides=conv.strides, padding="valid"))[0]
+    mean_term = np.asarray(ops.conv(padded, kernel, strides=conv.strides, padding="valid",
+                                    data_format="channels_last"))[0]
     return kernel, shift - mean_term
 
 
@@ -104,7 +126,7 @@ def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization
     for layer in config["layers"]:
         if layer["config"].get("name") == _STEM_BN:
             if fold_normalization:  # the BN becomes the bias map, fed by the same conv
-                kept.append(_stem_bias_entry(layer, model.get_layer(_STEM_BN).output.shape))
+                kept.append(_stem_bias_entry(layer, model.get_layer(_STEM_BN)))
             continue
         if layer["config"].get("name") == _NORMALIZATION and fold_normalization:
             layer["config"]["folded"] = True
@@ -119,10 +141,13 @@ def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization
     return config
 
 
-def _stem_bias_entry(stem_bn_entry: dict, shape) -> dict:
-    """A functional-config entry for the stem's `SpatialBias`, wired like the stem BN."""
-    layer = SpatialBias(name=_STEM_BIAS)
-    layer.build(shape)
+def _stem_bias_entry(stem_bn_entry: dict, stem_bn: keras.layers.Layer) -> dict:
+    """A functional-config entry for the stem's `SpatialBias`, wired like the stem BN.
+
+    It takes the BN's dtype policy (not the global one, which may differ from the model's).
+    """
+    layer = SpatialBias(name=_STEM_BIAS, dtype=stem_bn.dtype_policy)
+    layer.build(stem_bn.output.shape)
     entry = keras.saving.serialize_keras_object(layer)
     entry["name"] = _STEM_BIAS
     # The BN's call arguments (mask, training) do not apply to the bias.

@@ -14,9 +14,19 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
-def official_batch_norm(name: str) -> keras.layers.BatchNormalization:
-    """A `BatchNormalization` over the last axis matching PyTorch's `BatchNorm2d` defaults."""
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def official_batch_norm(
+    name: str, dtype: str | keras.DTypePolicy | None = None
+) -> keras.layers.BatchNormalization:
+    """A `BatchNormalization` over the last axis matching PyTorch's `BatchNorm2d` defaults.
+
+    Args:
+      name: the layer name.
+      dtype: its dtype policy; a layer creating it passes its own (`None` takes the
+        global policy).
+    """
+    return keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype
+    )
 
 
 def kaiming_fan_out() -> keras.initializers.Initializer:

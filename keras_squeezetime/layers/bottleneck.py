@@ -15,10 +15,11 @@ from keras_squeezetime.layers.batch_norm import (
     torch_default_bias,
 )
 from keras_squeezetime.layers.ctl import ChannelTimeLearning
+from keras_squeezetime.layers.dtype_policy import CompositeLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
-class CTLBottleneck(keras.layers.Layer):
+class CTLBottleneck(CompositeLayer):
     """Conv1x1 -> BN -> ReLU -> CTL -> BN -> ReLU -> Conv1x1 -> BN, plus residual, ReLU.
 
     With `strides=2` the block first downsamples its input with a depthwise 2x2
@@ -26,11 +27,23 @@ class CTLBottleneck(keras.layers.Layer):
     downsampling. When the input width differs from `planes * 4`, the residual
     goes through a 1x1 convolution and BN. With `fused=True` (inference only, see
     `fold_batch_norm`) every BN is folded into the convolution before it.
+
+    Takes and returns channels-last feature maps `(batch, height, width, channels)`
+    whatever `keras.config.image_data_format()` says.
+
+    Args:
+      planes: width of the block's inner layers; the output has `planes * 4` channels.
+      pos_embed_size: side of the CTL module's learned positional embedding.
+      strides: 1, or 2 to halve height and width first (rounding down).
+      fused: the inference form with every BN folded (see `fold_batch_norm`).
+      **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...); the sub-layers
+        share the block's dtype policy.
     """
 
     def __init__(
-        self, planes: int, pos_embed_size: int, strides: int = 1, fused: bool = False, **kwargs
-    ):
+        self, planes: int, pos_embed_size: int, strides: int = 1, fused: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if strides not in (1, 2):
             raise ValueError(f"{self.name}: strides must be 1 or 2; got {strides}.")
@@ -41,29 +54,36 @@ class CTLBottleneck(keras.layers.Layer):
         self.out_channels = self.planes * EXPANSION
         init = kaiming_fan_out()
 
-        def conv1x1(filters, name):
-            return keras.layers.Conv2D(
-                filters, 1, use_bias=self.fused, kernel_initializer=init, name=name
-            )
-
         def bn(name):
-            return None if self.fused else official_batch_norm(name)
+            if self.fused:
+                return None
+            return official_batch_norm(name, dtype=self.sublayer_dtype(name))
 
         if self.strides == 2:
             self.downsample = keras.layers.DepthwiseConv2D(
-                2, strides=2, depthwise_initializer=init, name="downsample"
+                2, strides=2, depthwise_initializer=init, data_format="channels_last",
+                dtype=self.sublayer_dtype("downsample"), name="downsample",
             )
             self.downsample_bn = bn("downsample_bn")
-        self.conv1 = conv1x1(self.planes, "conv1")
+        self.conv1 = self._conv1x1(self.planes, init, "conv1")
         self.bn1 = bn("bn1")
         self.ctl = ChannelTimeLearning(
-            self.planes, self.pos_embed_size, fused=self.fused, name="ctl"
+            self.planes, self.pos_embed_size, fused=self.fused, dtype=self.sublayer_dtype("ctl"),
+            name="ctl",
         )
         self.bn2 = bn("bn2")
-        self.conv3 = conv1x1(self.out_channels, "conv3")
+        self.conv3 = self._conv1x1(self.out_channels, init, "conv3")
         self.bn3 = bn("bn3")
         self.shortcut = None  # needs the input width: created in build()
         self.shortcut_bn = None
+
+    def _conv1x1(self, filters: int, init: keras.initializers.Initializer,
+                 name: str) -> keras.layers.Conv2D:
+        # A fused block's convolutions carry the folded BN's shift as their bias.
+        return keras.layers.Conv2D(
+            filters, 1, use_bias=self.fused, kernel_initializer=init,
+            data_format="channels_last", dtype=self.sublayer_dtype(name), name=name,
+        )
 
     def build(self, input_shape):
         shape = tuple(input_shape)
@@ -79,13 +99,11 @@ class CTLBottleneck(keras.layers.Layer):
         self.ctl.build(inner)
         self.conv3.build(inner)
         if shape[-1] != self.out_channels:
-            self.shortcut = keras.layers.Conv2D(
-                self.out_channels, 1, use_bias=self.fused, kernel_initializer=kaiming_fan_out(),
-                name="shortcut",
-            )
+            self.shortcut = self._conv1x1(self.out_channels, kaiming_fan_out(), "shortcut")
             self.shortcut.build(shape)
             if not self.fused:
-                self.shortcut_bn = official_batch_norm("shortcut_bn")
+                self.shortcut_bn = official_batch_norm(
+                    "shortcut_bn", dtype=self.sublayer_dtype("shortcut_bn"))
         for bn, bn_shape in (
             (getattr(self, "downsample_bn", None), shape), (self.bn1, inner), (self.bn2, inner),
             (self.bn3, outer), (self.shortcut_bn, outer),

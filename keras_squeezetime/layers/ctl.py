@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import keras
 
 from keras_squeezetime.layers.batch_norm import fold_into, kaiming_fan_out
+from keras_squeezetime.layers.dtype_policy import CompositeLayer
 from keras_squeezetime.layers.interaction import InterTemporalInteraction
 from keras_squeezetime.layers.temporal_focus import TemporalFocus
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
-class ChannelTimeLearning(keras.layers.Layer):
+class ChannelTimeLearning(CompositeLayer):
     """`TFC(p * x) + IOI(x, p * x)` with `p` the temporal-focus weights of `x`.
 
     TFC (temporal focus convolution) is a 1x1 convolution of the re-weighted
@@ -23,9 +24,17 @@ class ChannelTimeLearning(keras.layers.Layer):
     interactions across time with a gated 3x3 branch. With `fused=True`
     (inference only) the inner BNs and the BN that follows the module in its block
     are folded in; the TFC convolution then carries that BN's shift as a bias.
+
+    Args:
+      out_channels: output channels (of both branches).
+      pos_embed_size: side of the IOI branch's learned positional embedding.
+      fused: the inference form with the BNs folded (see `fold_batch_norm`).
+      **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...); the sub-layers
+        share the module's dtype policy.
     """
 
-    def __init__(self, out_channels: int, pos_embed_size: int, fused: bool = False, **kwargs):
+    def __init__(self, out_channels: int, pos_embed_size: int, fused: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.out_channels = int(out_channels)
         self.pos_embed_size = int(pos_embed_size)
@@ -33,14 +42,18 @@ class ChannelTimeLearning(keras.layers.Layer):
         self.temporal_focus = None  # needs the input width: created in build()
         self.tfc = keras.layers.Conv2D(
             self.out_channels, 1, use_bias=self.fused, kernel_initializer=kaiming_fan_out(),
-            name="tfc",
+            data_format="channels_last", dtype=self.sublayer_dtype("tfc"), name="tfc",
         )
         self.ioi = InterTemporalInteraction(
-            self.out_channels, self.pos_embed_size, fused=self.fused, name="ioi"
+            self.out_channels, self.pos_embed_size, fused=self.fused,
+            dtype=self.sublayer_dtype("ioi"), name="ioi",
         )
 
     def build(self, input_shape):
-        self.temporal_focus = TemporalFocus(input_shape[-1], fused=self.fused, name="temporal_focus")
+        self.temporal_focus = TemporalFocus(
+            input_shape[-1], fused=self.fused, dtype=self.sublayer_dtype("temporal_focus"),
+            name="temporal_focus",
+        )
         self.temporal_focus.build(input_shape)
         self.tfc.build(input_shape)
         self.ioi.build(input_shape)

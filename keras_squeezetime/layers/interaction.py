@@ -14,6 +14,7 @@ from keras_squeezetime.layers.batch_norm import (
     official_batch_norm,
     torch_default_bias,
 )
+from keras_squeezetime.layers.dtype_policy import CompositeLayer
 from keras_squeezetime.layers.positional import PositionalEmbedding
 
 if TYPE_CHECKING:
@@ -24,16 +25,24 @@ GATE_CHANNELS = 16
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
-class InterTemporalInteraction(keras.layers.Layer):
+class InterTemporalInteraction(CompositeLayer):
     """`Conv3x3(x) * sigmoid(gate(focus * x))` with a position-aware large-kernel gate.
 
     gate: Conv3x3 -> BN -> ReLU -> + positional embedding -> Conv7x7 -> BN -> ReLU ->
     Conv3x3. Called with the focused input `focus * x` as well as `x`, so the
     product computed once by the CTL module is shared with its TFC branch.
     With `fused=True` (inference only) the two BNs are folded into their convolutions.
+
+    Args:
+      out_channels: output channels.
+      pos_embed_size: side of the gate's learned positional embedding.
+      fused: the inference form with the BNs folded (see `fold_batch_norm`).
+      **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...); the sub-layers
+        share this layer's dtype policy.
     """
 
-    def __init__(self, out_channels: int, pos_embed_size: int, fused: bool = False, **kwargs):
+    def __init__(self, out_channels: int, pos_embed_size: int, fused: bool = False,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.out_channels = int(out_channels)
         self.pos_embed_size = int(pos_embed_size)
@@ -42,15 +51,23 @@ class InterTemporalInteraction(keras.layers.Layer):
 
         def conv(filters, kernel, name):
             return keras.layers.Conv2D(
-                filters, kernel, padding="same", kernel_initializer=init, name=name
+                filters, kernel, padding="same", kernel_initializer=init,
+                data_format="channels_last", dtype=self.sublayer_dtype(name), name=name,
             )
+
+        def bn(name):
+            if self.fused:
+                return None
+            return official_batch_norm(name, dtype=self.sublayer_dtype(name))
 
         self.short_conv = conv(self.out_channels, 3, "short_conv")
         self.gate_conv1 = conv(GATE_CHANNELS, 3, "gate_conv1")
-        self.gate_bn1 = None if self.fused else official_batch_norm("gate_bn1")
-        self.pos_embed = PositionalEmbedding(self.pos_embed_size, name="pos_embed")
+        self.gate_bn1 = bn("gate_bn1")
+        self.pos_embed = PositionalEmbedding(
+            self.pos_embed_size, dtype=self.sublayer_dtype("pos_embed"), name="pos_embed"
+        )
         self.gate_conv2 = conv(GATE_CHANNELS, 7, "gate_conv2")
-        self.gate_bn2 = None if self.fused else official_batch_norm("gate_bn2")
+        self.gate_bn2 = bn("gate_bn2")
         self.gate_conv3 = conv(self.out_channels, 3, "gate_conv3")
 
     def build(self, input_shape):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -33,13 +36,27 @@ class PositionalEmbedding(keras.layers.Layer):
     14, 7 per stage for 224 px input) and resizes it with `align_corners=True`
     whenever the feature map differs. The input size is static, so the resize is
     two constant matrices computed once at build time.
+
+    Args:
+      size: side of the learned embedding (a positive integer).
+      **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Raises:
+      ValueError: `size` is not a positive integer; at build, the input is not a
+        `(batch, height, width, channels)` map of static size.
     """
 
-    def __init__(self, size: int, **kwargs):
+    def __init__(self, size: int, **kwargs) -> None:
         super().__init__(**kwargs)
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"{self.name}: size (the embedding's side) must be a positive "
+                             f"integer; got {size!r}.")
         self.size = int(size)
 
     def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{self.name}: expected a (batch, height, width, channels) feature "
+                             f"map; got input shape {tuple(input_shape)}.")
         height, width, channels = input_shape[1], input_shape[2], input_shape[3]
         if height is None or width is None:
             raise ValueError(
@@ -56,8 +73,12 @@ class PositionalEmbedding(keras.layers.Layer):
         self._rows = align_corners_matrix(height, self.size).astype("float32")
         self._cols = align_corners_matrix(width, self.size).astype("float32")
 
-    def resized_embedding(self):
-        """The embedding at the feature-map size, `(H, W, channels)`."""
+    def resized_embedding(self) -> Any:
+        """The embedding at the feature-map size, `(H, W, channels)`, in the compute dtype.
+
+        Returns:
+          A backend tensor (a symbolic one inside a functional model).
+        """
         embedding = ops.cast(self.embedding, self.compute_dtype)
         if not self._resize:
             return embedding

@@ -12,6 +12,9 @@ class SpatialBias(keras.layers.Layer):
     `fold_batch_norm` puts the stem's BN shift and the pixel mean here. The mean cannot
     become a per-channel convolution bias: the stem zero-pads *normalised* pixels, so
     output positions whose window overlaps the padding see less of the mean.
+
+    Args:
+      **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
     """
 
     def build(self, input_shape):
@@ -22,3 +25,7 @@ class SpatialBias(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def get_config(self):
+        # Explicit: Keras' automatic config cannot hold a `DTypePolicy` object as `dtype`.
+        return super().get_config()

@@ -11,10 +11,11 @@ from keras_squeezetime.layers.batch_norm import (
     kaiming_fan_out,
     official_batch_norm,
 )
+from keras_squeezetime.layers.dtype_policy import CompositeLayer
 
 
 @keras.saving.register_keras_serializable(package="keras_squeezetime")
-class TemporalFocus(keras.layers.Layer):
+class TemporalFocus(CompositeLayer):
     """`sigmoid(W2 ReLU(BN(W1 GAP(x))))`, shape `(batch, 1, 1, C)`.
 
     The paper describes max pooling here; the official code (and its checkpoints)
@@ -22,18 +23,26 @@ class TemporalFocus(keras.layers.Layer):
 
     With `fused=True` (inference only, see `fold_batch_norm`) the BN is folded
     into `W1`, which then has a bias.
+
+    Args:
+      channels: channels of the input, one gate each.
+      fused: the inference form with the BN folded (see `fold_batch_norm`).
+      **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...); the sub-layers
+        share this layer's dtype policy.
     """
 
-    def __init__(self, channels: int, fused: bool = False, **kwargs):
+    def __init__(self, channels: int, fused: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.fused = bool(fused)
         init = kaiming_fan_out()
         self.fc1 = keras.layers.Dense(
-            self.channels, use_bias=self.fused, kernel_initializer=init, name="fc1"
+            self.channels, use_bias=self.fused, kernel_initializer=init,
+            dtype=self.sublayer_dtype("fc1"), name="fc1",
         )
-        self.bn = None if self.fused else official_batch_norm("bn")
-        self.fc2 = keras.layers.Dense(self.channels, use_bias=False, kernel_initializer=init, name="fc2")
+        self.bn = None if self.fused else official_batch_norm("bn", dtype=self.sublayer_dtype("bn"))
+        self.fc2 = keras.layers.Dense(self.channels, use_bias=False, kernel_initializer=init,
+                                      dtype=self.sublayer_dtype("fc2"), name="fc2")
 
     def build(self, input_shape):
         vector = (input_shape[0], self.channels)

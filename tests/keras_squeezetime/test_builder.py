@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime, preprocess_input
+from tests.helpers import damp_batch_norm, varied_clips
 
 SMALL = dict(input_shape=(4, 64, 64, 3), width_multiplier=0.25)
 
@@ -103,6 +104,29 @@ def test_model_has_no_lambda_layers():
         (dict(input_tensor=keras.Input((4, 16, 16, 3)), input_shape=None), r"at least 29 px"),
         (dict(input_tensor=keras.Input((4, 64, 64, 1)), input_shape=None),
          r"expected 3 channels, got 1"),
+        (dict(pos_embed_sizes=(0, 8, 4, 2)), r"pos_embed_sizes must hold positive integers.*"
+         r"got \(0, 8, 4, 2\)"),
+        (dict(pos_embed_sizes=(-1, 8, 4, 2)), r"pos_embed_sizes must hold positive integers"),
+        (dict(pos_embed_sizes=(16, 8.5, 4, 2)), r"pos_embed_sizes must hold positive integers"),
+        (dict(pos_embed_sizes="abcd"), r"pos_embed_sizes must be a sequence of 4 positive "
+         r"integers.*got 'abcd'"),
+        (dict(width_multiplier="0.5"), r"width_multiplier must be a number.*got '0.5' \(str\)"),
+        (dict(dropout_rate=1.5), r"dropout_rate must be a number in \[0, 1\); got 1.5"),
+        (dict(input_shape=(4, 64.0, 64, 3)), r"input_shape must hold integers"),
+        (dict(classes=7, num_classes=5), r"classes and num_classes are one argument.*"
+         r"classes=7 and num_classes=5"),
+        (dict(classes="7"), r"classes must be an integer; got '7' \(str\)"),
+        (dict(classes=0), r"classes must be at least 1; got 0"),
+        # Without the head the class count is ignored, but a wrong type is still a mistake.
+        (dict(include_top=False, num_classes="x"), r"num_classes must be an integer; got 'x'"),
+        # Shape problems of an input_tensor name the input_tensor, not input_shape.
+        (dict(input_tensor=keras.Input((4, 16, 16, 3)), input_shape=None),
+         r"at least 29 px.*in input_tensor's shape \(without the batch axis\) \(4, 16, 16, 3\)"),
+        (dict(input_tensor=keras.Input((64, 64, 3)), input_shape=None),
+         r"^input_tensor's shape \(without the batch axis\) must be \(frames, height, width, 3\)"),
+        (dict(input_tensor=np.zeros((1, 4, 64, 64, 3), "float32"), input_shape=None),
+         r"^input_tensor must be a KerasTensor \(from keras.Input or a layer's output\); got "
+         r"numpy.ndarray\.[^\[]*$"),
     ],
 )
 def test_bad_configuration_raises_clear_value_error(kwargs, message):
@@ -113,3 +137,72 @@ def test_bad_configuration_raises_clear_value_error(kwargs, message):
 def test_narrowest_width_and_numpy_class_count_build():
     model = SqueezeTime(**{**SMALL, "width_multiplier": 1 / 64, "num_classes": np.int64(3)})
     assert model.output_shape == (None, 3)
+
+
+TINY_FAST = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1))
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_classes=3), dict(include_top=False, pooling="max")])
+def test_model_is_channels_last_whatever_the_global_image_data_format(kwargs, tmp_path):
+    reference = SqueezeTime(**TINY_FAST, **kwargs)
+    damp_batch_norm(reference, seed=0)
+    reference.save(tmp_path / "reference.keras")
+    clips = varied_clips(2, frames=4, size=32, seed=0)
+    expected = reference.predict(clips, verbose=0)
+    keras.config.set_image_data_format("channels_first")
+    try:
+        model = SqueezeTime(**TINY_FAST, **kwargs)
+        model.set_weights(reference.get_weights())
+        np.testing.assert_array_equal(model.predict(clips, verbose=0), expected)
+        # Loading recreates the blocks' inner layers, under the global setting too.
+        loaded = keras.saving.load_model(tmp_path / "reference.keras", safe_mode=True)
+        np.testing.assert_array_equal(loaded.predict(clips, verbose=0), expected)
+    finally:
+        keras.config.set_image_data_format("channels_last")
+
+
+def test_head_output_is_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = SqueezeTime(**TINY_FAST, num_classes=400)
+        assert model.get_layer("stage1_block1").ctl.temporal_focus.fc1.compute_dtype == "bfloat16"
+        probs = model.predict(varied_clips(2, frames=4, size=32, seed=1), verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.output.dtype == "float32" and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_classes_is_the_keras_applications_name_of_num_classes():
+    assert SqueezeTime(**TINY_FAST, classes=7).output_shape == (None, 7)
+    assert SqueezeTime(**TINY_FAST, classes=7, num_classes=7).get_layer("head").num_classes == 7
+
+
+def test_pretrained_head_takes_only_softmax_or_logits(parity):
+    # The official heads were trained through a softmax (keras.applications' rule).
+    official = dict(input_shape=(16, 112, 112, 3), width_multiplier=0.25, weights=parity["pth"])
+    with pytest.raises(ValueError, match=r"classifier_activation must be 'softmax' or None "
+                                         r"with the head of the pretrained weights.*'sigmoid'"):
+        SqueezeTime(**official, num_classes=10, classifier_activation="sigmoid")
+    # Another class count leaves the head fresh: any activation.
+    with pytest.warns(UserWarning, match="head is left fresh"):
+        fresh = SqueezeTime(**official, num_classes=4, classifier_activation="sigmoid")
+    assert fresh.get_layer("head").activation is keras.activations.sigmoid
+
+
+def test_pretrained_activation_is_refused_before_a_preset_download(tmp_path, monkeypatch):
+    # An empty 'release': a download would fail, so the error shows no download was tried.
+    monkeypatch.setenv("KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX", tmp_path.as_uri())
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    with pytest.raises(ValueError, match=r"pretrained weights 'kinetics400'.*'sigmoid'"):
+        SqueezeTime(**TINY_FAST, weights="kinetics400", classifier_activation="sigmoid")
+
+
+def test_preprocess_input_takes_keras_applications_data_format():
+    pixels = np.random.default_rng(2).uniform(0, 255, (2, 4, 8, 8, 3)).astype("float32")
+    expected = preprocess_input(pixels)
+    np.testing.assert_array_equal(preprocess_input(pixels, data_format="channels_last"), expected)
+    np.testing.assert_array_equal(preprocess_input(pixels, data_format=None), expected)
+    with pytest.raises(ValueError, match=r"data_format must be None or 'channels_last'.*"
+                                         r"got 'channels_first'"):
+        preprocess_input(pixels, data_format="channels_first")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime, fold_batch_norm
+from tests.helpers import damp_batch_norm, varied_clips
 from tests.helpers.parity import LOGITS_TOLERANCE
 from tests.helpers.parity import relative_error as _relative_error
 
@@ -84,3 +85,61 @@ def test_folding_keeps_preprocessing_softmax_and_downsampling_paths():
     np.testing.assert_allclose(folded.predict(clip, verbose=0).sum(axis=1), 1.0, rtol=1e-6)
     with pytest.raises(ValueError, match="already folded"):
         fold_batch_norm(folded)
+
+
+TINY_FAST = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1))
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    keras.utils.set_random_seed(1)
+    model = SqueezeTime(**TINY_FAST, num_classes=3, classifier_activation=None)
+    damp_batch_norm(model, seed=1)
+    return model
+
+
+def test_folding_ignores_a_mixed_global_policy(small_model):
+    """The layers folding creates take the model's policy, not the global one."""
+    clips = varied_clips(2, frames=4, size=32, seed=2)
+    expected = fold_batch_norm(small_model).predict(clips, verbose=0)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        folded = fold_batch_norm(small_model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    # (The input layer computes nothing; Keras gives it the global policy.)
+    policies = {layer.dtype_policy.name for layer in folded._flatten_layers(include_self=False)
+                if not isinstance(layer, keras.layers.InputLayer)}
+    assert policies == {"float32"}, policies
+    np.testing.assert_array_equal(folded.predict(clips, verbose=0), expected)
+
+
+def test_folding_ignores_a_channels_first_global_setting(small_model):
+    clips = varied_clips(2, frames=4, size=32, seed=3)
+    expected = fold_batch_norm(small_model).predict(clips, verbose=0)
+    keras.config.set_image_data_format("channels_first")
+    try:
+        folded = fold_batch_norm(small_model)
+        logits = folded.predict(clips, verbose=0)
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    np.testing.assert_array_equal(logits, expected)
+
+
+def test_nested_squeezetime_gets_a_clear_error(small_model):
+    clip = keras.Input(TINY_FAST["input_shape"])
+    outer = keras.Model(clip, keras.layers.Softmax()(small_model(clip)), name="outer")
+    with pytest.raises(ValueError, match=r"outer holds SqueezeTime model\(s\) \['squeezetime'\] "
+                                         r"as layers.*model.get_layer\('squeezetime'\)"):
+        fold_batch_norm(outer)
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)], name="other")
+    with pytest.raises(ValueError, match=r"other has no 'stem_bn' layer: it is not a SqueezeTime"):
+        fold_batch_norm(other)
+
+
+def test_quantized_model_is_refused():
+    # Folding writes float kernels, which int8 ones would take silently wrong.
+    model = SqueezeTime(**TINY_FAST, num_classes=3)
+    model.quantize("int8")
+    with pytest.raises(ValueError, match=r"is quantised .*fold the float model first"):
+        fold_batch_norm(model)

@@ -124,3 +124,69 @@ def test_downsampling_kernel_and_biases_start_as_the_official_ones():
         values = np.asarray(bias)
         assert np.abs(values).max() <= bound, bias.path
         assert np.abs(values).max() > 0.7 * bound, bias.path  # uniform, not zeros
+
+
+# Layers holding sub-layers: (class, constructor arguments, input shapes).
+COMPOSITE = [
+    (st_layers.CTLBottleneck, {"planes": 4, "pos_embed_size": 4, "strides": 2}, [(2, 8, 8, 8)]),
+    (st_layers.ChannelTimeLearning, {"out_channels": 8, "pos_embed_size": 7}, [(2, 4, 4, 8)]),
+    (st_layers.InterTemporalInteraction, {"out_channels": 8, "pos_embed_size": 4},
+     [(2, 4, 4, 8), (2, 4, 4, 8)]),
+    (st_layers.TemporalFocus, {"channels": 8}, [(2, 4, 4, 8)]),
+    (st_layers.ClassificationHead, {"num_classes": 5}, [(2, 3, 3, 8)]),
+]
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "float16"])
+@pytest.mark.parametrize("cls,kwargs,shapes", COMPOSITE, ids=[c[0].__name__ for c in COMPOSITE])
+def test_sub_layers_compute_in_the_layer_dtype_policy(cls, kwargs, shapes, policy):
+    layer = cls(**kwargs, dtype=policy)
+    output = layer(*[_data(*shape) for shape in shapes], training=False)
+    subs = list(layer._flatten_layers(include_self=False))
+    assert subs and {sub.dtype_policy.name for sub in subs} == {policy}, \
+        [(sub.name, sub.dtype_policy.name) for sub in subs]
+    # The head's activation runs on float32 logits (Keras' mixed precision guide).
+    expected = "float32" if cls is st_layers.ClassificationHead else layer.compute_dtype
+    assert keras.backend.standardize_dtype(output.dtype) == expected
+
+
+def test_head_activation_is_float32_under_mixed_precision():
+    head = st_layers.ClassificationHead(400, dropout_rate=0.0, dtype="mixed_bfloat16")
+    x = np.random.default_rng(3).normal(size=(2, 3, 3, 64)).astype("float32")
+    probs = head(x)
+    assert keras.backend.standardize_dtype(probs.dtype) == "float32"
+    # bfloat16 probabilities (8-bit mantissas) sum to 1 only within ~1e-3.
+    np.testing.assert_allclose(np.asarray(probs).sum(axis=1), 1.0, rtol=1e-5)
+    assert head(keras.Input((3, 3, 64))).dtype == "float32"  # the symbolic output agrees
+
+
+@pytest.mark.parametrize("cls,shape", [(st_layers.TimeToChannel, (2, 3, 8, 8, 3)),
+                                       (st_layers.SpatialBias, (2, 4, 4, 8))])
+def test_layer_given_a_dtype_policy_object_serialises(cls, shape):
+    # Composite layers and `fold_batch_norm` pass `dtype=<DTypePolicy>`, not a string.
+    layer = cls(dtype=keras.DTypePolicy("mixed_bfloat16"), name="given_policy")
+    layer(_data(*shape))
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert clone.dtype_policy.name == "mixed_bfloat16" and clone.name == "given_policy"
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: st_layers.VideoNormalization(std=(0, 1, 1)),
+         r"std must hold positive finite numbers, one per channel; got \(0, 1, 1\)"),
+        (lambda: st_layers.VideoNormalization(std=(58.0, -1.0, 57.0)), r"std must hold positive"),
+        (lambda: st_layers.VideoNormalization(mean="abc"), r"mean must be a non-empty sequence"),
+        (lambda: st_layers.VideoNormalization(mean=(1, 2), std=(1, 2))(_data(1, 2, 4, 4, 3)),
+         r"mean and std have 2 values, one per channel, but the input has 3 channels"),
+        (lambda: st_layers.PositionalEmbedding(0), r"size .*must be a positive integer; got 0"),
+        (lambda: st_layers.PositionalEmbedding(2.5), r"size .*must be a positive integer; got 2.5"),
+        (lambda: st_layers.TimeToChannel()(keras.Input((None, 8, 8, 3))),
+         r"static frames, height, width and channels.*\(None, None, 8, 8, 3\)"),
+        (lambda: st_layers.TimeToChannel()(_data(2, 8, 8, 3)),
+         r"expected a clip \(batch, frames, height, width, channels\)"),
+    ],
+)
+def test_bad_layer_arguments_raise_clear_value_error(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
