@@ -29,6 +29,8 @@ _EXPORTS = {
     "predict_video": "keras_squeezetime.apps.prediction",
     "predict_long_video": "keras_squeezetime.apps.timeline",
     "load_predictor": "keras_squeezetime.apps.predictor",
+    "presets": "keras_squeezetime.presets",
+    "list_presets": "keras_squeezetime.presets",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -48,7 +50,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from keras_squeezetime import layers
+    from keras_squeezetime import layers, presets
     from keras_squeezetime.apps.prediction import predict_video
     from keras_squeezetime.apps.predictor import load_predictor
     from keras_squeezetime.apps.timeline import predict_long_video
@@ -57,3 +59,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_squeezetime.labels import decode_predictions, load_labels
     from keras_squeezetime.model_loading import load_model
     from keras_squeezetime.preprocessing import preprocess_input
+    from keras_squeezetime.presets import list_presets

@@ -15,6 +15,10 @@ STAGE_BLOCKS = (3, 4, 6, 3)
 STAGE_PLANES = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
 STEM_CHANNELS = 64
+# The official checkpoints' (and the builder's default) channel width factor.
+DEFAULT_WIDTH_MULTIPLIER = 1.0
+# The stem takes the clip's frames squeezed into channels: 3 (RGB) per frame.
+CHANNELS_PER_FRAME = 3
 # Output channels of a block are `planes * EXPANSION`.
 EXPANSION = 4
 # Side of each stage's learned positional embedding in the official checkpoints.
@@ -69,6 +73,9 @@ def block_names() -> list[str]:
 
 # The last block: its output is the backbone's feature map (explanations use it).
 LAST_BLOCK = block_name(len(STAGE_BLOCKS), STAGE_BLOCKS[-1])
+# The last stage's first block: its `planes` (its conv1's outputs) give the width
+# multiplier back (`width_multiplier_of`).
+LAST_STAGE_FIRST_BLOCK = block_name(len(STAGE_BLOCKS), 1)
 
 
 def layer_group(path: str) -> str:
@@ -104,6 +111,60 @@ def feature_map_sizes(size: int) -> tuple[int, ...]:
         sizes.append(current)
     # sizes: stem, pool, stage1..stage4 (stage1 keeps the pool's size)
     return tuple(sizes)
+
+
+def scaled_channels(channels: int, width_multiplier: float) -> int:
+    """Channels of a layer with `channels` at width 1 in a model of `width_multiplier`.
+
+    `int(channels * width_multiplier)`, rounding down as the official code does
+    (`int(64 * widen_factor)`): the stem has `scaled_channels(STEM_CHANNELS, w)` output
+    channels and stage k `scaled_channels(STAGE_PLANES[k - 1], w)` planes.
+    """
+    return int(channels * width_multiplier)
+
+
+def width_multiplier_of(channels: int, channels_at_width_1: int = STAGE_PLANES[-1]) -> float:
+    """The width multiplier of a model whose layer of `channels_at_width_1` (at width 1) has
+    `channels`: by default the last stage's planes (its first block's `conv1` outputs).
+
+    Rounding down makes the multiplier a range, not a number: every `w` with
+    `scaled_channels(channels_at_width_1, w) == channels` builds that layer alike. The
+    last stage's planes (512 at width 1) pin it closest, and closely enough to rebuild
+    every layer: each narrower layer's width (64, 128, 256 divide 512) is fixed by the
+    last stage's. A narrower layer is not enough (19 stem channels come from any width in
+    [0.297, 0.3125), whose models have 152 to 159 stage-4 planes). Of the range this
+    returns the number with the fewest decimals, so the multipliers people use come back
+    as they were given (0.3 -> 153 planes -> 0.3, 1.1 -> 563 -> 1.1).
+
+    Raises:
+      ValueError: `channels` or `channels_at_width_1` is not a positive integer.
+    """
+    for name, value in (("channels", channels), ("channels_at_width_1", channels_at_width_1)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    channels, base = int(channels), int(channels_at_width_1)
+    # Smallest d-decimal number >= channels / base, for d = 0, 1, ...: the first one
+    # still in the range (checked with the builder's own rounding) has the fewest decimals.
+    for decimals in range(10):
+        scale = 10 ** decimals
+        candidate = math.ceil(channels * scale / base) / scale
+        if scaled_channels(base, candidate) == channels:
+            return candidate
+    return channels / base  # exact (base is a power of two): the range's lower end
+
+
+def frames_of_stem(input_channels: int) -> int:
+    """Frames of the clips a stem with `input_channels` input channels takes (3 per frame,
+    time squeezed into channels).
+
+    Raises:
+      ValueError: `input_channels` is not a positive multiple of 3.
+    """
+    if isinstance(input_channels, bool) or int(input_channels) != input_channels or (
+            input_channels < CHANNELS_PER_FRAME or input_channels % CHANNELS_PER_FRAME):
+        raise ValueError(f"A stem takes {CHANNELS_PER_FRAME} x frames input channels; got "
+                         f"{input_channels!r}.")
+    return int(input_channels) // CHANNELS_PER_FRAME
 
 
 def _smallest_input_size() -> int:

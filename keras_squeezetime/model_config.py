@@ -3,7 +3,8 @@
 A model folder holds `model.keras` (or `model.weights.h5`) and `config.json`. This module
 is the only code that reads or writes `config.json`: `ModelConfig` holds the model's
 configuration (frames, image size, classes and their names, width, positional-embedding
-sizes) and its recipe's evaluation protocols (how validation and test clips are cut).
+sizes, whether it normalises its input) and its recipe's evaluation protocols (how
+validation and test clips are cut).
 `squeezetime-train` writes more (its flags and the resolved recipe): those keys are kept
 in `ModelConfig.extra` and written back unchanged.
 
@@ -22,7 +23,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from keras_squeezetime import file_paths
-from keras_squeezetime.architecture import DEFAULT_POS_EMBED_SIZES
+from keras_squeezetime.architecture import DEFAULT_POS_EMBED_SIZES, DEFAULT_WIDTH_MULTIPLIER
 
 CONFIG_FILE = "config.json"
 KERAS_MODEL_FILE = "model.keras"
@@ -83,6 +84,10 @@ class ModelConfig:
       class_names: one name per class, or None.
       width_multiplier: channel width factor.
       pos_embed_sizes: side of each stage's positional embedding.
+      include_preprocessing: the model normalises its input (it takes RGB pixels in
+        [0, 255]); False for a model built with `include_preprocessing=False`, which takes
+        clips normalised by `preprocess_input`. `config.json` files without the key
+        (written before it was recorded) mean True, the builder's default.
       val_views: `(clips, crops)` of the validation protocol.
       test_views: `(clips, crops)` of the test protocol.
       test_short_side: short side of the test protocol.
@@ -96,8 +101,9 @@ class ModelConfig:
     short_side: int = DEFAULT_SHORT_SIDE
     num_classes: int | None = None
     class_names: tuple[str, ...] | None = None
-    width_multiplier: float = 1.0
+    width_multiplier: float = DEFAULT_WIDTH_MULTIPLIER
     pos_embed_sizes: tuple[int, ...] = DEFAULT_POS_EMBED_SIZES
+    include_preprocessing: bool = True
     val_views: tuple[int, int] = (1, 1)
     test_views: tuple[int, int] = (10, 3)
     test_short_side: int = 224
@@ -123,6 +129,9 @@ class ModelConfig:
         set_("width_multiplier", float(self.width_multiplier))
         set_("pos_embed_sizes", tuple(_check_positive_int("pos_embed_sizes", v)
                                       for v in _sequence("pos_embed_sizes", self.pos_embed_sizes)))
+        if not isinstance(self.include_preprocessing, bool):
+            raise ValueError(f"include_preprocessing must be true or false; got "
+                             f"{self.include_preprocessing!r}.")
         for name in ("val_views", "test_views"):
             views = tuple(_check_positive_int(name, v) for v in _sequence(name, getattr(self, name)))
             if len(views) != 2:
@@ -217,9 +226,15 @@ class ModelConfig:
         )
 
     def builder_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of `SqueezeTime` for this model (minus its input shape)."""
+        """Keyword arguments of `SqueezeTime` for this model (minus its input shape).
+
+        `include_preprocessing=False` is passed when the model was built so (True is the
+        builder's default and is left out).
+        """
         kwargs: dict[str, Any] = {"width_multiplier": self.width_multiplier,
                                   "pos_embed_sizes": self.pos_embed_sizes}
+        if not self.include_preprocessing:
+            kwargs["include_preprocessing"] = False
         if self.num_classes is None:
             kwargs["include_top"] = False
         else:

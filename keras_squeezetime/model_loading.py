@@ -17,14 +17,19 @@ import keras
 
 from keras_squeezetime import presets
 from keras_squeezetime.architecture import (
+    AVG_POOL,
+    LAST_BLOCK,
+    LAST_STAGE_FIRST_BLOCK,
+    MAX_POOL,
     POS_EMBED_STRIDE,
     STAGE_BLOCKS,
-    STEM_CHANNELS,
     STEM_CONV,
     stage_block_names,
+    width_multiplier_of,
 )
 from keras_squeezetime.builder import SqueezeTime
 from keras_squeezetime.labels import load_labels
+from keras_squeezetime.layers.normalization import VideoNormalization
 from keras_squeezetime.model_kinds import (
     MODEL_KINDS,
     WEIGHTS_SUFFIX,
@@ -79,14 +84,17 @@ def load_model(
       image_size: input height and width. Presets and `.pth` files are built at it
         (default: the size their positional embeddings were made for, 224 for the
         official ones); a Keras model of another size is rebuilt with the same weights
-        (every weight is size-independent).
+        (every weight is size-independent). The apps and tools cut square clips: a
+        `.keras` model built for a non-square input (height != width) loads only with
+        `image_size`, which rebuilds it square.
       frames: the clip length the caller expects; a model's frame count is fixed, so a
         different one is an error.
 
     Raises:
       FileNotFoundError: the path does not exist.
       ValueError: an unsupported kind (a `.tflite` included), weights that do not fit,
-        or a frame count the model cannot take; names the source.
+        a frame count the model cannot take, or a non-square `.keras` model without
+        `image_size`; names the source.
       presets.PresetDownloadError: a preset that is not cached and cannot be downloaded.
     """
     source = os.fspath(source)
@@ -123,36 +131,115 @@ def load_weights_into(model: keras.Model, source: str | os.PathLike) -> dict[str
 
 
 def config_of_model(model: keras.Model, base: ModelConfig | None = None) -> ModelConfig:
-    """`base` (default: the defaults) with what `model` fixes: input frames and size, class
-    count, and for a SqueezeTime model its width and positional-embedding sizes.
+    """`base` (default: the defaults) with what `model` fixes.
+
+    Every model fixes its input frames and size. A SqueezeTime model, or a model holding
+    one (a backbone inside your own model, found by its stem layer, at any depth), also
+    fixes its width multiplier (from its last stage's planes, see
+    `architecture.width_multiplier_of`), its positional-embedding sizes and whether it
+    normalises its input (`include_preprocessing`: a `VideoNormalization` layer). The
+    class count comes from a classifier's output: `None` when the output is SqueezeTime's
+    features (a backbone, with or without pooling); for a model without SqueezeTime
+    layers, any `(batch, classes)` output.
 
     Raises:
-      ValueError: the model does not take a static square video input.
+      ValueError: the model does not take a static video input, takes a non-square one
+        (the message says how to load it square), holds more than one SqueezeTime model,
+        has SqueezeTime's stem without its blocks, or predicts another number of classes
+        than `base` names.
     """
-    shape = tuple(model.input_shape)
-    if len(shape) != 5 or shape[-1] != 3 or None in shape[1:4] or shape[2] != shape[3]:
-        raise ValueError(f"{model.name}: expected a video model with a static square input "
-                         f"(batch, frames, size, size, 3); its input is {shape}.")
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or len(shape) != 5 or shape[-1] != 3 or None in shape[1:4]:
+        raise ValueError(f"{model.name}: expected a video model with one static input "
+                         f"(batch, frames, height, width, 3); its input is "
+                         f"{model.input_shape}.")
+    if shape[2] != shape[3]:
+        raise ValueError(
+            f"{model.name}: its input is {shape[2]}x{shape[3]} px (height x width). The builder "
+            f"takes any height and width, but load_model, the apps and the tools cut square "
+            f"clips (config.json's image_size); pass image_size=N (e.g. "
+            f"image_size={min(shape[2:4])}) to rebuild it square with the same weights "
+            f"(every SqueezeTime weight is size-independent).")
     config = (base or ModelConfig()).fixed_by_model(frames=int(shape[1]),
                                                     image_size=int(shape[2]))
+    backbone = _squeezetime_in(model)
+    output = model.output_shape
+    is_scores = (not isinstance(output, list) and len(output) == 2
+                 and output[-1] is not None)
+    num_classes = int(output[-1]) if is_scores else None
     changes: dict[str, Any] = {}
-    output = tuple(model.output_shape)
-    num_classes = int(output[-1]) if len(output) == 2 and output[-1] is not None else None
-    if num_classes != config.num_classes:
-        changes["num_classes"] = num_classes
-        if config.class_names is not None and num_classes != len(config.class_names):
-            raise ValueError(f"{model.name} predicts {num_classes} classes but its configuration "
-                             f"names {len(config.class_names)}.")
-    names = {layer.name for layer in model.layers}
-    if STEM_CONV in names:
-        changes["width_multiplier"] = model.get_layer(STEM_CONV).kernel.shape[-1] / STEM_CHANNELS
-    first_blocks = [stage_block_names(stage)[0] for stage in range(1, len(STAGE_BLOCKS) + 1)]
-    if all(name in names for name in first_blocks):
+    if backbone is not None:
+        if _outputs_features(model):
+            num_classes = None
+        names = {layer.name for layer in backbone.layers}
+        first_blocks = [stage_block_names(stage)[0] for stage in range(1, len(STAGE_BLOCKS) + 1)]
+        missing = [name for name in first_blocks if name not in names]
+        if missing:
+            raise ValueError(f"{model.name}: {backbone.name} has SqueezeTime's stem "
+                             f"({STEM_CONV!r}) but not its blocks {missing}: cannot tell its "
+                             "width multiplier and positional-embedding sizes.")
+        changes["width_multiplier"] = width_multiplier_of(
+            int(backbone.get_layer(LAST_STAGE_FIRST_BLOCK).planes))
         changes["pos_embed_sizes"] = tuple(
-            int(model.get_layer(name).pos_embed_size) for name in first_blocks)
-    if changes.get("width_multiplier") == config.width_multiplier:
-        changes.pop("width_multiplier")
+            int(backbone.get_layer(name).pos_embed_size) for name in first_blocks)
+        changes["include_preprocessing"] = any(
+            isinstance(layer, VideoNormalization) for layer in _all_layers(model))
+    changes["num_classes"] = num_classes
+    if num_classes is None:
+        changes["class_names"] = None  # a backbone: whatever the file named, it scores no class
+    elif config.class_names is not None and num_classes != len(config.class_names):
+        raise ValueError(f"{model.name} predicts {num_classes} classes but its configuration "
+                         f"names {len(config.class_names)}.")
+    changes = {k: v for k, v in changes.items() if getattr(config, k) != v}
     return config.replace(**changes) if changes else config
+
+
+def _all_layers(model: keras.Model) -> list:
+    """Every layer of `model` and of the models nested in it, depth first."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += _all_layers(layer)
+    return found
+
+
+def _is_squeezetime(model: keras.Model) -> bool:
+    return any(layer.name == STEM_CONV for layer in model.layers)
+
+
+def _squeezetime_in(model: keras.Model) -> keras.Model | None:
+    """The SqueezeTime model `model` is or holds (found by its stem layer), or None.
+
+    Raises:
+      ValueError: it holds more than one (which fixes the settings is ambiguous).
+    """
+    if _is_squeezetime(model):
+        return model
+    found = [layer for layer in _all_layers(model)
+             if isinstance(layer, keras.Model) and _is_squeezetime(layer)]
+    if len(found) > 1:
+        raise ValueError(f"{model.name} holds {len(found)} SqueezeTime models "
+                         f"({', '.join(m.name for m in found)}); load_model and the apps take "
+                         "a model holding one.")
+    return found[0] if found else None
+
+
+def _output_layer(model: keras.Model):
+    """The layer computing a single-output model's output (None when it cannot be told)."""
+    history = getattr(model.outputs[0], "_keras_history", None) if len(model.outputs) == 1 else None
+    if history is not None:
+        return history[0]
+    return model.layers[-1] if model.layers else None
+
+
+def _outputs_features(model: keras.Model) -> bool:
+    """Whether the model's output is SqueezeTime's features (its last block, or its
+    pooling) rather than a classifier's scores, looking through nested models."""
+    layer = _output_layer(model)
+    if isinstance(layer, keras.Model):
+        return _outputs_features(layer)
+    return layer is not None and layer.name in (LAST_BLOCK, AVG_POOL, MAX_POOL)
 
 
 def _load_official(source: str, kind: str, image_size: int | None):
@@ -210,7 +297,7 @@ def _at_image_size(config: ModelConfig, image_size: int | None) -> ModelConfig:
 def _load_keras_file(path: str, image_size: int | None):
     model = load_keras_file(path)
     saved = read_model_config(path)
-    if image_size is not None and int(image_size) != model.input_shape[2]:
+    if image_size is not None:  # itself when already that size (square)
         model = resized_model(model, int(image_size), path)
     try:
         config = config_of_model(model, saved)

@@ -1,7 +1,8 @@
 """The official SqueezeTime checkpoints (GitHub release `ckpts` of xinghaochen/SqueezeTime).
 
-`resolve_preset` downloads a checkpoint once into the Keras cache and returns its
-local path; `weights.checkpoint.load_state_dict` reads it without PyTorch.
+`list_presets()` (also `keras_squeezetime.list_presets()`) names them and `PRESETS`
+describes each; `resolve_preset` downloads a checkpoint once into the Keras cache and
+returns its local path; `weights.checkpoint.load_state_dict` reads it without PyTorch.
 """
 
 from __future__ import annotations
@@ -9,82 +10,66 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from keras_squeezetime.architecture import DEFAULT_POS_EMBED_SIZES, DEFAULT_WIDTH_MULTIPLIER
+from keras_squeezetime.model_config import DEFAULT_FRAMES
+
 RELEASE_URL = "https://github.com/xinghaochen/SqueezeTime/releases/download/ckpts"
 # A base URL (e.g. a mirror, or file:///dir for offline use) replacing RELEASE_URL.
 URL_PREFIX_ENV = "KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX"
 CACHE_SUBDIR = "squeezetime"
 
+# What every official checkpoint shares: the paper's 16-frame model of width 1 with the
+# official positional-embedding sizes (the defaults of `ModelConfig` and the builder).
+_OFFICIAL_MODEL: dict[str, Any] = {
+    "frames": DEFAULT_FRAMES,
+    "width_multiplier": DEFAULT_WIDTH_MULTIPLIER,
+    "pos_embed_sizes": DEFAULT_POS_EMBED_SIZES,
+}
+
+
+def _preset(file: str, description: str, num_classes: int | None, labels: str | None,
+            top1: float | None, top5: float | None, protocol: dict[str, Any]) -> dict[str, Any]:
+    return {"file": file, "url": f"{RELEASE_URL}/{file}", "description": description,
+            "num_classes": num_classes, "labels": labels, **_OFFICIAL_MODEL, "top1": top1,
+            "top5": top5, "protocol": protocol, "file_hash": None}
+
+
 # file_hash is None for every preset: the files could not be downloaded where this
 # table was written, so their SHA-256 is unknown and downloads are not verified.
 # Accuracies are the paper's (Tables 7-9); the file names carry the exact top-1.
-# "protocol": the official configs' validation and test views (clips, crops), the
-# validation short side where it is not the default 256 (HMDB51 validates at 224) and the
-# test short side and crop: what `squeezetime-evaluate` uses by default for the model, and
-# what the dataset's training recipe writes into a run's config.json.
+# "protocol": where the official configs' evaluation differs from `ModelConfig`'s
+# defaults (the Kinetics protocol: validation 1x1 at short side 256, test 10 clips x 3
+# crops of 224 at short side 224), as `ModelConfig` fields (`short_side` is validation's):
+# what `squeezetime-evaluate` uses by default for the model, and what the dataset's
+# training recipe writes into a run's config.json.
 PRESETS: dict[str, dict[str, Any]] = {
-    "kinetics400": {
-        "file": "SqueezeTime_K400_71.64.pth",
-        "url": f"{RELEASE_URL}/SqueezeTime_K400_71.64.pth",
-        "description": "Kinetics-400, 16x224x224, initialised from the ImageNet-1K backbone.",
-        "num_classes": 400,
-        "labels": "kinetics400",
-        "frames": 16,
-        "width_multiplier": 1.0,
-        "pos_embed_sizes": (56, 28, 14, 7),
-        "top1": 71.6,
-        "top5": 89.3,
-        "protocol": {"val_views": (1, 1), "test_views": (10, 3), "test_short_side": 224,
-                     "test_image_size": 224},
-        "file_hash": None,
-    },
-    "kinetics600": {
-        "file": "SqueezeTime_K600_76.06.pth",
-        "url": f"{RELEASE_URL}/SqueezeTime_K600_76.06.pth",
-        "description": "Kinetics-600, 16x224x224.",
-        "num_classes": 600,
-        "labels": "kinetics600",
-        "frames": 16,
-        "width_multiplier": 1.0,
-        "pos_embed_sizes": (56, 28, 14, 7),
-        "top1": 76.0,
-        "top5": 92.5,
-        "protocol": {"val_views": (1, 1), "test_views": (10, 3), "test_short_side": 224,
-                     "test_image_size": 224},
-        "file_hash": None,
-    },
-    "hmdb51": {
-        "file": "SqueezeTime_HMDB51_65.56.pth",
-        "url": f"{RELEASE_URL}/SqueezeTime_HMDB51_65.56.pth",
-        "description": "HMDB51 (split 1), 16x224x224, fine-tuned from the Kinetics-400 model.",
-        "num_classes": 51,
-        "labels": "hmdb51",
-        "frames": 16,
-        "width_multiplier": 1.0,
-        "pos_embed_sizes": (56, 28, 14, 7),
-        "top1": 65.6,
-        "top5": 90.3,
-        "protocol": {"val_views": (2, 3), "short_side": 224, "test_views": (2, 3),
-                     "test_short_side": 286, "test_image_size": 286},
-        "file_hash": None,
-    },
-    "imagenet": {
-        "file": "SqueezeTime_in1k_pretrain.pth",
-        "url": f"{RELEASE_URL}/SqueezeTime_in1k_pretrain.pth",
-        "description": (
-            "ImageNet-1K pretrained backbone (no video head), the official initialisation "
-            "for Kinetics training; the official loader skips keys whose shapes differ."
-        ),
-        "num_classes": None,
-        "labels": None,
-        "frames": 16,
-        "width_multiplier": 1.0,
-        "pos_embed_sizes": (56, 28, 14, 7),
-        "top1": None,
-        "top5": None,
-        "protocol": {},
-        "file_hash": None,
-    },
+    "kinetics400": _preset(
+        "SqueezeTime_K400_71.64.pth",
+        "Kinetics-400, 16x224x224, initialised from the ImageNet-1K backbone.",
+        num_classes=400, labels="kinetics400", top1=71.6, top5=89.3, protocol={}),
+    "kinetics600": _preset(
+        "SqueezeTime_K600_76.06.pth", "Kinetics-600, 16x224x224.",
+        num_classes=600, labels="kinetics600", top1=76.0, top5=92.5, protocol={}),
+    "hmdb51": _preset(
+        "SqueezeTime_HMDB51_65.56.pth",
+        "HMDB51 (split 1), 16x224x224, fine-tuned from the Kinetics-400 model.",
+        num_classes=51, labels="hmdb51", top1=65.6, top5=90.3,
+        protocol={"val_views": (2, 3), "short_side": 224, "test_views": (2, 3),
+                  "test_short_side": 286, "test_image_size": 286}),
+    "imagenet": _preset(
+        "SqueezeTime_in1k_pretrain.pth",
+        "ImageNet-1K pretrained backbone (no video head), the official initialisation "
+        "for Kinetics training; the official loader skips keys whose shapes differ.",
+        num_classes=None, labels=None, top1=None, top5=None, protocol={}),
 }
+
+
+def list_presets(classifiers_only: bool = False) -> list[str]:
+    """The preset names, sorted: what `SqueezeTime(weights=...)`, `load_model` and the
+    tools' `--model` take. `classifiers_only` leaves out the backbone (`"imagenet"`),
+    which cannot predict classes. `PRESETS[name]` describes each."""
+    return sorted(name for name, meta in PRESETS.items()
+                  if meta["num_classes"] or not classifiers_only)
 
 
 class PresetDownloadError(OSError):

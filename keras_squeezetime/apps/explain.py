@@ -192,8 +192,9 @@ def explain_video(
         raise ValueError(f"class_index {class_index} is out of range: the model has "
                          f"{predictor.num_classes} classes.")
     clips, indices = video_clips(path, predictor.settings, num_clips=1)
-    saliency, gradcam, index, probability = explain_clip(predictor.keras_model, clips[0],
-                                                         class_index, smooth_samples)
+    # The model's own input: normalised here for a model built without its preprocessing.
+    saliency, gradcam, index, probability = explain_clip(
+        predictor.keras_model, predictor.model_inputs(clips)[0], class_index, smooth_samples)
     return Explanation(clips[0].astype(np.uint8), indices[0], saliency, gradcam, index,
                        predictor.label(index), probability)
 

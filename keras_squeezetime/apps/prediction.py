@@ -14,11 +14,13 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from keras_squeezetime.apps.predictor import Predictor, load_predictor
+from keras_squeezetime.labels import top_classes
 from keras_squeezetime.video.clips import video_clips
 
 
 class Prediction(NamedTuple):
-    """One class of a ranking: `(index, label, probability)`."""
+    """One class of a ranking: `(index, label, probability)` (ranked by
+    `labels.top_classes`, as `decode_predictions` ranks)."""
 
     index: int
     label: str
@@ -90,6 +92,6 @@ def predict_video(
     predictor = load_predictor(model, labels, frames, frame_interval, image_size, short_side)
     clips, indices = video_clips(path, predictor.settings, num_clips)
     probabilities = predictor.predict_clips(clips).mean(axis=0)
-    order = np.argsort(-probabilities, kind="stable")[: min(top, predictor.num_classes)]
-    ranking = [Prediction(int(i), predictor.label(int(i)), float(probabilities[i])) for i in order]
+    names = [predictor.label(i) for i in range(predictor.num_classes)]
+    ranking = [Prediction(*entry) for entry in top_classes(probabilities[None], top, names)[0]]
     return VideoPrediction(os.fspath(path), ranking, probabilities, indices)

@@ -8,7 +8,9 @@ defaults < `config.json` (and, for a `.tflite`, the settings embedded at export)
 the model fixes < explicit arguments. Class names come from the model's configuration
 (`config.json`, a preset, an official checkpoint's class count), a `<name>.labels.txt`
 beside a `.tflite`, or the `labels` argument; a list whose length differs from the
-model's classes is an error, never a silent mislabelling.
+model's classes is an error, never a silent mislabelling. Clips go in as RGB pixels in
+[0, 255] whatever the model: one built with `include_preprocessing=False`
+(`ModelConfig.include_preprocessing`) gets them through `preprocess_input` first.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from keras_squeezetime.model_loading import (
 )
 from keras_squeezetime.output_activation import (
     INDEPENDENT, PROBABILITIES, score_kind, to_probabilities)
+from keras_squeezetime.preprocessing import preprocess_input
 
 # Clips per Keras model call: bounds memory at full resolution.
 BATCH_SIZE = 8
@@ -47,6 +50,8 @@ class Predictor:
       num_classes: classes of its output.
       class_names: one name per class, or None when nothing names them.
       keras_model: the Keras model (None for `.tflite`); gradients-based explanation needs it.
+        It takes what it was built for: normalised clips (`model_inputs`) when
+        `config.include_preprocessing` is False.
       config: the model's configuration the settings were derived from.
       scores: what the model returns: "probabilities" (a distribution per clip),
         "logits" (turned into one with a softmax) or "independent" (a sigmoid head's
@@ -86,6 +91,13 @@ class Predictor:
                              f"({len(clips)}, {self.num_classes}).")
         return to_probabilities(outputs, self.scores).astype(np.float32)
 
+    def model_inputs(self, clips: np.ndarray) -> np.ndarray:
+        """Pixel clips `(N, T, S, S, 3)` in [0, 255] as `keras_model` takes them: normalised
+        by `preprocess_input` for a model built with `include_preprocessing=False`, else
+        as they are (float32)."""
+        clips = np.asarray(clips, dtype=np.float32)
+        return clips if self.config.include_preprocessing else preprocess_input(clips)
+
     @property
     def independent_scores(self) -> bool:
         """Whether the scores are a sigmoid head's, one independent probability per class."""
@@ -106,7 +118,7 @@ def load_predictor(
       model: a `.keras` file, a model folder, a `.weights.h5` with `config.json` beside,
         a `.tflite` file, an official `.pth` checkpoint, a preset name, a `keras.Model`,
         what `load_model` returns, or a `Predictor` (returned as is when no other
-        argument is given).
+        argument is given; otherwise it keeps the settings not given).
       labels: class names (built-in list name, text file or sequence); overrides the
         names found with the model.
       frames: frames per clip. A model's frame count is fixed, so this must match it.
@@ -130,6 +142,11 @@ def load_predictor(
         if model.keras_model is None:
             raise ValueError("Re-configuring a .tflite Predictor: load it again from its path.")
         names = model.class_names if labels is None else labels
+        # Settings not given stay the predictor's (a new size alone rescales the short side).
+        kept = dataclasses.asdict(model.settings)
+        if image_size is not None and short_side is None:
+            kept.pop("short_side")
+        overrides = {k: kept.get(k) if v is None else v for k, v in overrides.items()}
         return _from_keras_model(model.keras_model, model.source, model.kind, model.config,
                                  names, overrides)
     if isinstance(model, LoadedModel):  # what `load_model` returns: its config goes along
@@ -142,7 +159,7 @@ def load_predictor(
     kind = model_kind(source)
     if kind == "preset" and presets.PRESETS[source]["num_classes"] is None:
         raise ValueError(f"Preset {source!r} is a backbone without a classifier; it cannot "
-                         f"predict. Use one of {_classifier_presets()}.")
+                         f"predict. Use one of {presets.list_presets(classifiers_only=True)}.")
     if labels is not None and not isinstance(labels, (list, tuple)):
         load_labels(labels)  # a missing label file is reported before the (slow) model load
     if kind == "tflite":
@@ -179,16 +196,23 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
         scores = score_kind(keras_model)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from error
-    num_classes = int(keras_model.output_shape[-1])
+    if config.num_classes is None:  # e.g. a backbone wrapped in a model of its own
+        raise ValueError(f"{source} has no classification head (a backbone: its output "
+                         f"{tuple(keras_model.output_shape)} is features); it cannot predict "
+                         "classes.")
+    num_classes = config.num_classes
     names = resolve_class_names(labels, num_classes, config.class_names, source)
 
     def run(clips: np.ndarray) -> np.ndarray:
         # Calling the model directly (training=False) avoids predict()'s per-call tracing.
-        return np.concatenate([np.asarray(keras_model(clips[i:i + BATCH_SIZE], training=False))
-                               for i in range(0, len(clips), BATCH_SIZE)])
+        return np.concatenate([
+            np.asarray(keras_model(predictor.model_inputs(clips[i:i + BATCH_SIZE]),
+                                   training=False))
+            for i in range(0, len(clips), BATCH_SIZE)])
 
-    return Predictor(kind, source, settings, num_classes, names, keras_model, run, config,
-                     scores=scores)
+    predictor = Predictor(kind, source, settings, num_classes, names, keras_model, run, config,
+                          scores=scores)
+    return predictor
 
 
 def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
@@ -222,7 +246,3 @@ def _from_tflite(path: str, labels, overrides: dict) -> Predictor:
     scores = INDEPENDENT if runner.independent_scores else PROBABILITIES
     return Predictor("tflite", path, settings, runner.num_classes, names, None, run, config,
                      scores=scores)
-
-
-def _classifier_presets() -> list[str]:
-    return sorted(name for name, meta in presets.PRESETS.items() if meta["num_classes"])

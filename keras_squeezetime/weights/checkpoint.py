@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from keras_squeezetime.architecture import STAGE_BLOCKS, STEM_CHANNELS
+from keras_squeezetime.architecture import STAGE_BLOCKS, frames_of_stem, width_multiplier_of
 from keras_squeezetime.weights.pth import load_pth
 
 # Checked in order; the first matching prefix is rewritten.
@@ -28,6 +28,9 @@ _PREFIXES = (
 _CONTAINER_KEYS = ("state_dict", "model")
 NUM_STAGES = len(STAGE_BLOCKS)
 _BLOCK_KEY = re.compile(r"^layer(\d+)\.(\d+)\.")
+# The last stage's first 1x1 convolution: its output rows are the stage's planes, which
+# give the width multiplier back (`architecture.width_multiplier_of`).
+LAST_STAGE_CONV1 = f"layer{NUM_STAGES}.0.conv1.weight"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +38,9 @@ class CheckpointConfig:
     """The model configuration an official checkpoint was trained with.
 
     Attributes:
-      width_multiplier: stem channels / 64 (`conv1.weight` rows).
+      width_multiplier: from the last stage's planes (`layer4.0.conv1.weight` rows / 512,
+        see `architecture.width_multiplier_of`); the stem's 64 x width rows round too
+        coarsely to rebuild stage 4.
       frames: clip length, `conv1.weight` input channels / 3.
       num_classes: head rows, or `None` for a backbone-only checkpoint.
       pos_embed_sizes: side of each stage's learned positional embedding.
@@ -154,7 +159,7 @@ def inspect_checkpoint(
         f"layer{k}.0.conv2.{part}"
         for k in range(1, NUM_STAGES + 1)
         for part in ("temporal_conv.weight", "spatial_conv.pos_embed")
-    ]
+    ] + [LAST_STAGE_CONV1]
     missing = [key for key in expected if key not in state]
     if missing:
         raise ValueError(
@@ -165,11 +170,19 @@ def inspect_checkpoint(
         )
 
     stem = state["conv1.weight"]
-    if stem.ndim != 4 or stem.shape[1] % 3:
+    try:
+        frames = frames_of_stem(int(stem.shape[1])) if stem.ndim == 4 else None
+    except ValueError:
+        frames = None
+    if frames is None:
         raise ValueError(
             f"{source}: conv1.weight has shape {stem.shape}; "
             "expected (64 * width, 3 * frames, 5, 5)."
         )
+    planes = state[LAST_STAGE_CONV1]
+    if planes.ndim != 4 or planes.shape[0] < 1:
+        raise ValueError(f"{source}: {LAST_STAGE_CONV1} has shape {planes.shape}; expected "
+                         "(512 * width, 1024 * width, 1, 1).")
     pos_sizes = []
     for k in range(1, NUM_STAGES + 1):
         shape = state[f"layer{k}.0.conv2.spatial_conv.pos_embed"].shape
@@ -199,8 +212,8 @@ def inspect_checkpoint(
 
     has_head = "fc.weight" in state and "fc.bias" in state
     return CheckpointConfig(
-        width_multiplier=stem.shape[0] / STEM_CHANNELS,
-        frames=stem.shape[1] // 3,
+        width_multiplier=width_multiplier_of(int(planes.shape[0])),
+        frames=frames,
         num_classes=int(state["fc.weight"].shape[0]) if has_head else None,
         pos_embed_sizes=tuple(pos_sizes),
         stage_blocks=tuple(stage_blocks),

@@ -22,7 +22,7 @@ from keras_squeezetime.model_config import read_model_config
 from keras_squeezetime.model_kinds import folder_model_file, model_kind
 from keras_squeezetime.weights.checkpoint import load_state_dict
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict
-from keras_squeezetime.weights.stem_mismatch import stem_mismatch
+from keras_squeezetime.weights.stem_mismatch import weights_file_mismatch
 from keras_squeezetime.weights.variables import copy_weights, variable_paths
 
 # The ImageNet checkpoint was made for a different input layout (image pretraining),
@@ -114,36 +114,10 @@ def _keras_load_weights(model: keras.Model, path: str) -> None:
     try:
         model.load_weights(path)
     except (ValueError, KeyError) as error:
-        stem = _saved_stem_kernel_shape(path)
-        plain = stem and stem_mismatch(path, f"its stem kernel {stem}", stem[2] // 3, stem[3],
-                                       model)
-        if plain:
-            raise ValueError(f"Cannot load {path} into {model.name}: {plain}") from error
         # Keras' message goes on to print the variable's values: its first line is enough.
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"Cannot load {path} into {model.name}: it was saved from a model of another "
-            f"configuration (width, frames, head or input size); a config.json beside it "
-            f"would say which. Keras said: {first}"
-        ) from error
-
-
-def _saved_stem_kernel_shape(path: str) -> tuple[int, ...] | None:
-    """The stem kernel's shape in a Keras `.weights.h5`, or None when not found.
-
-    Keras stores a functional model's layers by class name in model order; the stem is
-    SqueezeTime's first Conv2D ("conv2d"), its kernel `(5, 5, 3 x frames, channels)`.
-    """
-    import h5py  # a Keras dependency, imported only on this error path
-
-    try:
-        with h5py.File(path, "r") as handle:
-            kernel = handle.get("layers/conv2d/vars/0")
-            if kernel is None or kernel.ndim != 4:
-                return None
-            return tuple(int(n) for n in kernel.shape)
-    except OSError:
-        return None
+        raise ValueError(f"Cannot load {path} into {model.name}: "
+                         f"{weights_file_mismatch(path, model)} Keras said: {first}") from error
 
 
 def load_preset_state_dict(name: str) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime, architecture as arch, fold_batch_norm
@@ -52,3 +53,31 @@ def test_layer_groups(path, group):
 def test_unknown_layer_path_is_an_error():
     with pytest.raises(ValueError, match="'stage5_block1/conv1' is not a SqueezeTime layer"):
         arch.layer_group("stage5_block1/conv1")
+
+
+@pytest.mark.parametrize("width", [0.25, 0.3, 0.5, 0.7, 0.75, 1.0, 1.1, 1.25, 2.0])
+def test_the_width_multiplier_comes_back_from_the_last_stage(width):
+    """The stem's 64 x w rounds too coarsely (0.3 -> 19 -> 0.296875, which builds stage 4
+    with 152 planes instead of 153); the last stage's planes give the multiplier back."""
+    planes = arch.scaled_channels(arch.STAGE_PLANES[-1], width)
+    assert arch.width_multiplier_of(planes) == width
+
+
+def test_any_width_is_rebuilt_alike_from_its_last_stage():
+    widths = np.random.default_rng(0).uniform(1 / 64, 3, 2000).tolist() + [0.296875, 0.0625]
+    for width in widths:
+        back = arch.width_multiplier_of(arch.scaled_channels(arch.STAGE_PLANES[-1], width))
+        for channels in (arch.STEM_CHANNELS, *arch.STAGE_PLANES):
+            assert arch.scaled_channels(channels, back) == arch.scaled_channels(channels, width)
+    # The stem alone names the simplest width of its (coarser) range, for messages.
+    assert arch.width_multiplier_of(19, arch.STEM_CHANNELS) == 0.3
+    assert arch.width_multiplier_of(16, arch.STEM_CHANNELS) == 0.25
+    with pytest.raises(ValueError, match="channels must be a positive integer; got 0"):
+        arch.width_multiplier_of(0)
+
+
+def test_frames_of_the_stem():
+    assert arch.frames_of_stem(48) == 16 and arch.frames_of_stem(3) == 1
+    for channels in (47, 0):
+        with pytest.raises(ValueError, match=f"3 x frames input channels; got {channels}"):
+            arch.frames_of_stem(channels)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime import decode_predictions, load_labels, preprocess_input
+from keras_squeezetime.labels import top_classes
 
 
 @pytest.mark.parametrize("name,count", [("kinetics400", 400), ("kinetics600", 600), ("hmdb51", 51)])
@@ -31,6 +32,60 @@ def test_custom_label_sources(tmp_path):
     path.write_bytes("caf\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"classes.txt' is not UTF-8 text"):
         load_labels(str(path))
+
+
+def test_a_blank_line_inside_a_label_file_is_an_error_not_a_shift(tmp_path):
+    """Line i names class i: dropping an interior blank line would renumber every class
+    after it (b would become class 1 instead of 2)."""
+    path = tmp_path / "classes.txt"
+    for text, line in (("a\n\nb\n", 2), ("\na\nb\n", 1), ("a\n  \nb\n\n", 2)):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=rf"classes.txt'.*line {line} is blank.*line i "
+                                             r"names class i"):
+            load_labels(path)
+    path.write_text("a\r\nb\r\n\r\n \n", encoding="utf-8")  # trailing blank lines: dropped
+    assert load_labels(path) == ["a", "b"]
+    path.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no class names"):
+        load_labels(path)
+
+
+def test_names_in_any_sequence_get_the_checks_files_get():
+    assert load_labels(np.array(["walk", "run"])) == ["walk", "run"]
+    assert load_labels(("walk", "run")) == ["walk", "run"]
+    assert all(type(name) is str for name in load_labels(np.array(["walk", "run"])))
+    with pytest.raises(ValueError, match=r"label list repeats class names: \['a'\]"):
+        load_labels(["a", "b", "a"])
+    with pytest.raises(ValueError, match="label list holds no class names"):
+        load_labels([])
+    with pytest.raises(ValueError, match="Class name 1 of the label list is empty"):
+        load_labels(["a", " "])
+    with pytest.raises(TypeError, match=r"name 1 is 2 \(int\)"):
+        load_labels(["a", 2])
+    for bad, kind in (((name for name in "ab"), "generator"), (None, "NoneType"),
+                      (np.array([["a", "b"]]), "ndarray")):
+        with pytest.raises(TypeError, match=rf"built-in list name .* sequence of class names.* "
+                                            rf"got {kind}"):
+            load_labels(bad)
+    # decode_predictions takes the same names (it raised "expected str, bytes or
+    # os.PathLike object, not ndarray").
+    decoded = decode_predictions(np.array([[0.2, 0.8]]), labels=np.array(["walk", "run"]))
+    assert decoded == [[(1, "run", pytest.approx(0.8)), (0, "walk", pytest.approx(0.2))]]
+    with pytest.raises(TypeError, match="got NoneType"):
+        decode_predictions(np.zeros((1, 2)), labels=None)
+
+
+def test_top_classes_is_the_one_ranking():
+    scores = np.array([[0.1, 0.4, 0.4, 0.1]])
+    # Ties rank the lower index first; top is capped at the class count.
+    assert top_classes(scores, 9, ["a", "b", "c", "d"]) == [
+        [(1, "b", 0.4), (2, "c", 0.4), (0, "a", 0.1), (3, "d", 0.1)]]
+    assert decode_predictions(scores, top=2, labels=["a", "b", "c", "d"]) == top_classes(
+        scores, 2, ["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="top must be >= 1; got 0"):
+        top_classes(scores, 0, ["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="4 classes but 3 names"):
+        top_classes(scores, 1, ["a", "b", "c"])
 
 
 def test_decode_predictions_orders_and_names_classes():

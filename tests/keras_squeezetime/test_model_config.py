@@ -83,6 +83,24 @@ def test_builder_kwargs_and_input_shape():
     assert ModelConfig().builder_kwargs()["include_top"] is False
 
 
+def test_include_preprocessing_is_recorded_and_old_files_mean_true(tmp_path):
+    """A model built with include_preprocessing=False takes normalised clips: config.json
+    says so and the model rebuilt from it (e.g. with its .weights.h5) is built so too."""
+    raw = ModelConfig(frames=4, image_size=32, num_classes=2, include_preprocessing=False)
+    assert raw.builder_kwargs()["include_preprocessing"] is False
+    write_model_config(tmp_path, raw)
+    assert json.loads((tmp_path / "config.json").read_text())["include_preprocessing"] is False
+    assert read_model_config(tmp_path) == raw
+    # Files written before the key existed (and null) mean the builder's default: True.
+    for data in ({"frames": 4}, {"frames": 4, "include_preprocessing": None}):
+        (tmp_path / "config.json").write_text(json.dumps(data))
+        assert read_model_config(tmp_path).include_preprocessing is True
+    (tmp_path / "config.json").write_text(json.dumps({"include_preprocessing": "no"}))
+    with pytest.raises(ValueError, match=r"config.json: include_preprocessing must be true or "
+                                         r"false; got 'no'"):
+        read_model_config(tmp_path)
+
+
 def test_bad_files_and_values_name_the_file(tmp_path):
     assert read_model_config(tmp_path) is None
     path = tmp_path / "config.json"

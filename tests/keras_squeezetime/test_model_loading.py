@@ -14,6 +14,7 @@ from keras_squeezetime.model_config import ClipSettings, ModelConfig, write_mode
 from keras_squeezetime.model_loading import load_model, load_weights_into, model_kind
 
 SMALL = dict(width_multiplier=0.25, pos_embed_sizes=(16, 8, 4, 2))
+TINY = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1))
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,84 @@ def test_a_preset_and_its_checkpoint_carry_their_dataset_protocol(parity, releas
     assert smaller.clip_settings("val") == ClipSettings(16, 4, 112, 112)
     # A .pth whose class count names no official dataset gets the default (Kinetics) protocol.
     assert load_model(parity["pth"]).config.test_views == (10, 3)
+
+
+def test_the_width_multiplier_survives_save_and_reload(tmp_path):
+    """0.3 came back as 0.296875 (stem channels / 64), whose model has 152 stage-4 planes
+    instead of 153: its config.json could not load the run's .weights.h5."""
+    model = SqueezeTime(num_classes=2, **{**TINY, "width_multiplier": 0.3})
+    model.save(tmp_path / "m.keras")
+    config = load_model(tmp_path / "m.keras").config
+    assert config.width_multiplier == 0.3
+    run = tmp_path / "run"
+    run.mkdir()
+    write_model_config(run, config)
+    model.save_weights(run / "model.weights.h5")
+    reloaded = load_model(run)
+    assert reloaded.config.width_multiplier == 0.3
+    clip = np.random.default_rng(0).uniform(0, 255, (1, 4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(reloaded.model(clip)), np.asarray(model(clip)),
+                               atol=1e-6)
+
+
+def test_a_backbone_has_no_classes_and_a_nested_one_gives_its_settings(tmp_path):
+    backbone = SqueezeTime(include_top=False, pooling="avg", **TINY)
+    backbone.save(tmp_path / "backbone.keras")
+    config = load_model(tmp_path / "backbone.keras").config
+    assert config.num_classes is None  # was 512, the feature width
+    assert config.width_multiplier == 0.25 and config.pos_embed_sizes == (8, 4, 2, 1)
+    # Inside your own model: its settings are the nested SqueezeTime's (they were the
+    # defaults, width 1.0 and (56, 28, 14, 7)); the classes your head's.
+    clip = keras.Input((4, 32, 32, 3))
+    keras.Model(clip, keras.layers.Dense(3)(backbone(clip))).save(tmp_path / "user.keras")
+    config = load_model(tmp_path / "user.keras").config
+    assert (config.width_multiplier, config.pos_embed_sizes, config.num_classes) == (
+        0.25, (8, 4, 2, 1), 3)
+    # Wrapped without a head of its own: still features.
+    keras.Model(clip, backbone(clip)).save(tmp_path / "wrapped.keras")
+    assert load_model(tmp_path / "wrapped.keras").config.num_classes is None
+    # The README's way: a head on the backbone's output tensor, one flat model.
+    inputs = keras.Input((4, 32, 32, 3))
+    flat = SqueezeTime(include_top=False, pooling="avg", input_tensor=inputs,
+                       **{k: v for k, v in TINY.items() if k != "input_shape"})
+    keras.Model(inputs, keras.layers.Dense(5)(flat.output)).save(tmp_path / "flat.keras")
+    config = load_model(tmp_path / "flat.keras").config
+    assert (config.num_classes, config.width_multiplier) == (5, 0.25)
+    # Two SqueezeTime models: which one fixes the settings cannot be told.
+    other = SqueezeTime(include_top=False, pooling="avg", name="other", **TINY)
+    two = keras.Model(clip, keras.layers.Concatenate()([backbone(clip), other(clip)]))
+    two.save(tmp_path / "two.keras")
+    with pytest.raises(ValueError, match=r"two.keras: .* holds 2 SqueezeTime models "
+                                         r"\(squeezetime, other\)"):
+        load_model(tmp_path / "two.keras")
+
+
+def test_include_preprocessing_is_read_from_the_model_and_rebuilt_from_config_json(tmp_path):
+    """A model built with include_preprocessing=False was rebuilt from config.json and its
+    .weights.h5 with the normalisation inside (another model: raw pixels normalised twice)."""
+    model = SqueezeTime(num_classes=2, include_preprocessing=False, **TINY)
+    model.save(tmp_path / "m.keras")
+    config = load_model(tmp_path / "m.keras").config
+    assert config.include_preprocessing is False
+    run = tmp_path / "run"
+    run.mkdir()
+    write_model_config(run, config)
+    model.save_weights(run / "model.weights.h5")
+    reloaded = load_model(run)
+    assert reloaded.config.include_preprocessing is False
+    assert "normalization" not in {layer.name for layer in reloaded.model.layers}
+    clip = np.random.default_rng(1).normal(0, 1, (1, 4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(reloaded.model(clip)), np.asarray(model(clip)),
+                               atol=1e-6)
+
+
+def test_a_non_square_model_loads_square_with_image_size(tmp_path):
+    """The builder takes any height and width; the tools cut square clips."""
+    model = SqueezeTime(num_classes=2, **{**TINY, "input_shape": (4, 32, 48, 3)})
+    model.save(tmp_path / "wide.keras")
+    with pytest.raises(ValueError, match=r"wide.keras: .*input is 32x48 px.*builder takes any "
+                                         r"height and width.*square.*image_size=32"):
+        load_model(tmp_path / "wide.keras")
+    loaded = load_model(tmp_path / "wide.keras", image_size=32)
+    assert loaded.model.input_shape == (None, 4, 32, 32, 3)
+    assert loaded.config.image_size == 32 and loaded.config.num_classes == 2

@@ -36,3 +36,10 @@ def test_worker_import_does_not_load_tensorflow():
     code = ("import sys, keras_squeezetime, keras_squeezetime.training.annotations; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     assert _python(code, **{LIGHT_IMPORT_ENV: "1"}) == ["False", "False"]
+
+
+def test_presets_are_listed_from_the_package_in_a_fresh_process():
+    code = ("import keras_squeezetime as kst; print(*kst.list_presets()); "
+            "print(sorted(kst.presets.PRESETS) == kst.list_presets())")
+    assert _python(code)[-5:] == ["hmdb51", "imagenet", "kinetics400", "kinetics600", "True"]
+    assert {"presets", "list_presets"} <= set(keras_squeezetime.__all__)

@@ -8,6 +8,7 @@ import pytest
 
 from keras_squeezetime import presets
 from keras_squeezetime.labels import load_labels
+from keras_squeezetime.model_config import ModelConfig
 from keras_squeezetime.weights.checkpoint import inspect_checkpoint
 
 FIXTURE = "squeezetime_w0.25_f16_112px.pth"
@@ -32,6 +33,22 @@ def test_table():
             assert name == "imagenet" and preset["labels"] is None
         else:
             assert len(load_labels(preset["labels"])) == preset["num_classes"]
+
+
+def test_presets_are_listed_and_take_the_owning_defaults():
+    assert presets.list_presets() == ["hmdb51", "imagenet", "kinetics400", "kinetics600"]
+    assert presets.list_presets(classifiers_only=True) == ["hmdb51", "kinetics400",
+                                                           "kinetics600"]
+    # The official model is the defaults' model; the protocols hold only what differs
+    # from ModelConfig's (the Kinetics protocol), so one place owns each default.
+    defaults = ModelConfig()
+    for name, preset in presets.PRESETS.items():
+        assert (preset["frames"], preset["width_multiplier"], preset["pos_embed_sizes"]) == (
+            defaults.frames, defaults.width_multiplier, defaults.pos_embed_sizes)
+        protocol = ModelConfig(**preset["protocol"])
+        assert all(getattr(protocol, key) != getattr(defaults, key)
+                   for key in preset["protocol"]), name
+    assert presets.PRESETS["kinetics400"]["protocol"] == {}
 
 
 def test_unknown_preset_lists_valid_names():

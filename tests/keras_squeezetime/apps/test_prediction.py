@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_squeezetime import decode_predictions
 from keras_squeezetime.apps.prediction import predict_video
 from keras_squeezetime.apps.predictor import load_predictor
 from keras_squeezetime.video.decode import VideoDecodeError
@@ -107,3 +108,13 @@ def test_unreadable_videos_raise_decode_errors(official, make_broken_file, tmp_p
         predict_video(tmp_path / "missing.mp4", official)
     with pytest.raises(VideoDecodeError, match="text.mp4"):
         predict_video(make_broken_file("text"), official)
+
+
+def test_predict_video_ranks_as_decode_predictions_and_takes_any_name_sequence(
+        official, textured_video):
+    """One ranking (`labels.top_classes`) for both; names as a NumPy array were refused
+    ("expected str, bytes or os.PathLike object, not ndarray")."""
+    result = predict_video(textured_video, official, top=4, labels=np.array(NAMES))
+    decoded = decode_predictions(result.probabilities[None], top=4, labels=np.array(NAMES))[0]
+    assert [tuple(p) for p in result.top] == decoded
+    assert result.top[0]._fields == ("index", "label", "probability")

@@ -75,6 +75,18 @@ def test_inspect_official_layout_and_backbone_only(parity_dir):
     assert "num_classes" not in config.builder_kwargs()
 
 
+@pytest.mark.parametrize("width", [0.3, 0.7, 1.1])
+def test_the_width_comes_from_the_last_stage_not_the_stem(parity_dir, width):
+    """Stem rows / 64 would say 0.296875 for 0.3 (19 rows), and a model built at that width
+    has 152 stage-4 planes where the checkpoint has 153."""
+    state = {key: np.broadcast_to(np.float32(0), _at_width(key, value.shape, width, 5))
+             for key, value in normalize_state_dict(
+                 {"state_dict": _official_layout(parity_dir)}).items()}
+    config = inspect_checkpoint(state)
+    assert config.width_multiplier == width and config.frames == 16
+    assert config.num_classes == 5
+
+
 def test_non_squeezetime_state_dict_is_rejected():
     resnet = {"conv1.weight": np.zeros((64, 3, 7, 7)), "layer1.0.conv2.weight": np.zeros(1)}
     with pytest.raises(ValueError, match=r"not look like a SqueezeTime.*spatial_conv\.pos_embed"):

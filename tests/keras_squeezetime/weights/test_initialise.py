@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from keras_squeezetime import SqueezeTime
+from keras_squeezetime.weights.stem_mismatch import saved_weights_shapes, weights_file_mismatch
 from tests.helpers.parity import LOGITS_TOLERANCE, relative_error
 
 SMALL = dict(input_shape=(16, 112, 112, 3), width_multiplier=0.25, include_preprocessing=False)
@@ -100,3 +102,50 @@ def test_keras_weight_files_load_through_builder(parity, tmp_path):
                                          r"frames: build it with input_shape=\(16, H, W, 3\)"):
         SqueezeTime(**{**SMALL, "input_shape": (8, 112, 112, 3)}, num_classes=10,
                     weights=str(tmp_path / "m.weights.h5"))
+
+
+TINY = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1))
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A 3-class tiny model's .weights.h5, with no config.json beside it."""
+    path = tmp_path_factory.mktemp("weights") / "m.weights.h5"
+    SqueezeTime(num_classes=3, **TINY).save_weights(path)
+    return path
+
+
+def test_a_weights_file_of_another_head_names_both_class_counts(tiny_weights):
+    """Not "(width, frames, head or input size)": the head's class counts, read from the
+    file; never the input size (a 32 px file loads into a 48 px model)."""
+    message = weights_file_mismatch(str(tiny_weights), SqueezeTime(num_classes=5, **TINY))
+    assert re.search(r"m.weights.h5 holds a 3-class head \(head/fc kernel \(512, 3\)\) but the "
+                     r"model has a 5-class head: build it with num_classes=3, or put the "
+                     r"config.json .* beside it", message), message
+    backbone = SqueezeTime(include_top=False, **TINY)
+    assert "but the model has no classification head" in weights_file_mismatch(
+        str(tiny_weights), backbone)
+    SqueezeTime(num_classes=3, **{**TINY, "input_shape": (4, 48, 48, 3)},
+                weights=str(tiny_weights))  # another input size loads
+
+
+def test_a_weights_file_of_another_width_names_it_where_the_stem_cannot(tmp_path):
+    """0.3 and 0.296875 both have 19 stem channels; their last stages differ (153, 152)."""
+    path = tmp_path / "w.weights.h5"
+    SqueezeTime(num_classes=3, **{**TINY, "width_multiplier": 0.3}).save_weights(path)
+    model = SqueezeTime(num_classes=3, **{**TINY, "width_multiplier": 0.296875})
+    message = weights_file_mismatch(str(path), model)
+    assert re.search(r"has width multiplier 0.3 \(its last stage has 153 planes.*\) but the "
+                     r"model has width multiplier 0.297 \(152 planes\): build it with "
+                     r"width_multiplier=0.3", message), message
+    # The stem's reasons come first, as before.
+    other_frames = SqueezeTime(num_classes=3, **{**TINY, "input_shape": (8, 32, 32, 3),
+                                                 "width_multiplier": 0.3})
+    assert "takes 4 frames" in weights_file_mismatch(str(path), other_frames)
+    assert saved_weights_shapes(str(tmp_path / "missing.weights.h5")) == dict.fromkeys(
+        saved_weights_shapes(str(path)))
+
+
+def test_the_builder_explains_a_weights_file_of_another_head(tiny_weights):
+    with pytest.raises(ValueError, match=r"holds a 3-class head .* has a 5-class head"):
+        SqueezeTime(num_classes=5, weights=str(tiny_weights), **TINY)
