@@ -194,8 +194,10 @@ def _wrap_keras(keras_model, source: str, kind: str, config: ModelConfig, labels
                          f"{tuple(keras_model.output_shape)} (a model without its head?).")
     try:
         scores = score_kind(keras_model)
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from error
+    except ValueError as error:  # it names the model: once is enough when that is the source
+        said = str(error)
+        raise ValueError(said if said.startswith(f"{source}: ") else f"{source}: {said}"
+                         ) from error
     if config.num_classes is None:  # e.g. a backbone wrapped in a model of its own
         raise ValueError(f"{source} has no classification head (a backbone: its output "
                          f"{tuple(keras_model.output_shape)} is features); it cannot predict "
