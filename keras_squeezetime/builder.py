@@ -138,7 +138,7 @@ def SqueezeTime(
     x = TimeToChannel(name=arch.SQUEEZE)(x)
 
     # Explicit symmetric padding: Keras "same" pads stride-2 layers asymmetrically.
-    stem_channels = int(arch.STEM_CHANNELS * width_multiplier)
+    stem_channels = arch.scaled_channels(arch.STEM_CHANNELS, width_multiplier)
     x = keras.layers.ZeroPadding2D(2, data_format=_CHANNELS_LAST, name=arch.STEM_PAD)(x)
     x = keras.layers.Conv2D(
         stem_channels, 5, strides=2, use_bias=False, kernel_initializer=kaiming_fan_out(),
@@ -155,7 +155,7 @@ def SqueezeTime(
     ):
         for block, block_name in enumerate(arch.stage_block_names(stage)):
             x = CTLBottleneck(
-                int(planes * width_multiplier),
+                arch.scaled_channels(planes, width_multiplier),
                 pos_embed_size=pos,
                 strides=stride if block == 0 else 1,
                 name=block_name,
