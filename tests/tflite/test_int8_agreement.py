@@ -17,8 +17,6 @@ import sys
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
 
 @pytest.fixture(scope="module")
 def clips(tiny):
@@ -207,7 +205,7 @@ def _export(run, video_dataset, held_out_list, out, target):
          "--input-type", "uint8", "--representative-data", str(video_dataset / "val_list.txt"),
          "--min-representative-clips", "8", "--agreement-data", str(held_out_list),
          "--target-agreement", str(target), "--output", str(out)],
-        capture_output=True, text=True)
+        capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow
@@ -235,7 +233,9 @@ def test_cli_target_agreement_reports_what_it_did(tiny, run_dir, video_dataset, 
     assert ("+float-units" in report["method"]) == bool(report["float_layers"])
     # The agreement reported is the written file's, measured independently here.
     reference = tiny.logits(tiny.model, held_out)
-    assert len(set(np.argmax(reference, 1))) >= 2
+    # The model's top class changes from video to video with O(1) logit margins (3+
+    # classes, measured: 5 classes, spread 4.6), so agreeing with it is not a given.
+    assert tiny.discriminates(reference), np.argmax(reference, 1)
     scores = LiteRTModel(out).scores(held_out)
     hits = scores.argmax(1) == reference.argmax(1)
     assert np.mean(hits[np.arange(16) % 3 != 2]) == pytest.approx(report["agreement"])
@@ -255,8 +255,9 @@ def test_target_agreement_out_of_reach_fails_naming_best(tiny, video_dataset, he
 
     model = helpers.discriminating_model(frames=tiny.FRAMES, size=tiny.SIZE,
                                          num_classes=tiny.CLASSES, seed=5)
-    reference = tiny.logits(model, _held_out_clips(tiny, held_out_list))
-    assert len(set(np.argmax(reference, 1))) >= 2
+    # Its answers depend on the video (measured: 5 classes, logit spread 53), so the
+    # agreement it cannot reach is a real one.
+    helpers.assert_input_dependent(model, _held_out_clips(tiny, held_out_list))
     model.save(tmp_path / "model.keras")
     write_model_config(tmp_path, ModelConfig(
         frames=tiny.FRAMES, frame_interval=2, image_size=tiny.SIZE, short_side=tiny.SIZE,

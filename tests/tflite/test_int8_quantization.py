@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
 
 NAMES = [
     "squeezetime_1/stem_conv_1/convolution",
@@ -34,14 +33,15 @@ def test_layer_paths_and_group_prefixes(layer, expected):
     assert {i for i, name in enumerate(NAMES) if _matches(name, layer)} == expected
 
 
-def test_export_keeps_named_stage_float_and_rejects_unknown_names(tmp_path):
-    from keras_squeezetime import SqueezeTime, fold_batch_norm
+def test_export_keeps_named_stage_float_and_rejects_unknown_names(tiny, tmp_path):
+    """Stage 4 kept float, with float32 or int8 (hybrid) kernels, on the suite's
+    discriminating tiny model (conftest): the hybrid file must give each clip the float32
+    kernels file's answer, so a garbled int8 kernel or a stage that ignored its input fails."""
     from keras_squeezetime.tflite.export import export_tflite
 
-    keras.utils.set_random_seed(0)
-    model = fold_batch_norm(SqueezeTime(input_shape=(2, 32, 32, 3), num_classes=3,
-                                        width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1)))
-    clips = np.random.default_rng(0).uniform(0, 255, (8, 2, 32, 32, 3)).astype(np.float32)
+    model = tiny.folded
+    clips, _ = tiny.clips(8, seed=21)
+    held_out, _ = tiny.clips(20, seed=22)  # four per class
     results = {
         weights: export_tflite(model, tmp_path / f"{weights}.tflite", "int8", "uint8", clips,
                                float_layers=["stage4"], float_layers_weights=weights)
@@ -66,9 +66,16 @@ def test_export_keeps_named_stage_float_and_rejects_unknown_names(tmp_path):
     assert results["int8"].size_bytes < results["float32"].size_bytes
     hybrid, full_float = (LiteRTModel(results[w].path) for w in ("int8", "float32"))
     assert hybrid.delegation()["ops_outside"] == {"SOFTMAX": 1}
-    a, b = hybrid.scores(clips[:4]), full_float.scores(clips[:4])
-    cosine = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    assert cosine.min() > 0.99, cosine
+    reference = full_float.scores(held_out)  # logits
+    assert tiny.discriminates(reference), reference.argmax(1)  # so agreeing means something
+    scores = hybrid.scores(held_out)
+    # Both files are int8 but for stage 4 and give int8-rounded logits (steps of ~0.04):
+    # measured 0.38 apart at most (7 % of the largest logit) and the same top class on all
+    # 20 clips; the bound is twice that, and a top class may flip on a clip whose margin is
+    # that small (2 of 10 clips of another draw had margins of 0.2-0.4).
+    np.testing.assert_allclose(scores, reference, atol=0.15 * np.abs(reference).max())
+    assert np.mean(scores.argmax(1) == reference.argmax(1)) >= 0.9, (scores.argmax(1),
+                                                                     reference.argmax(1))
     with pytest.raises(ValueError, match="stage9"):
         export_tflite(model, tmp_path / "bad.tflite", "int8", "uint8", clips,
                       float_layers=["stage9"])

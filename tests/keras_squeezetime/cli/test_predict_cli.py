@@ -64,6 +64,48 @@ def test_json_output_has_the_head_bias_ranking(model_dir, video):
     assert entry["frame_indices"] == [list(range(5, 37, 4))]
 
 
+@pytest.fixture(scope="module")
+def discriminating_dir(tmp_path_factory):
+    """A trained-model folder whose model tells clips apart (`discriminating_model`)."""
+    from tests.helpers import discriminating_model
+
+    folder = tmp_path_factory.mktemp("discriminating")
+    discriminating_model(8, 64, num_classes=3, seed=3).save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({
+        "frames": 8, "frame_interval": 4, "image_size": 64, "short_side": 64, "num_classes": 3,
+        "width_multiplier": 0.25, "pos_embed_sizes": [16, 8, 4, 2], "class_names": NAMES}))
+    return folder
+
+
+def test_json_output_is_predict_videos_for_each_video(discriminating_dir, make_video):
+    """With a model whose answers depend on the video, the CLI gives each video what
+    `predict_video` (the library, in this process) gives it: its own probabilities, not
+    another video's, read with config.json's clip settings."""
+    from keras_squeezetime.apps.predictor import load_predictor
+    from keras_squeezetime.apps.prediction import predict_video
+    from tests.helpers import varied_clips
+
+    frames = varied_clips(2, frames=40, size=64, seed=5).round().astype(np.uint8)
+    videos = [make_video(f"v{i}.mp4", frames=clip, fps=10) for i, clip in enumerate(frames)]
+    result = _predict(*videos, "--model", discriminating_dir, "--json", "--top=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    entries = json.loads(result.stdout)
+    assert len(entries) == 2
+    predictor = load_predictor(discriminating_dir)
+    expected = [predict_video(video, predictor, top=3) for video in videos]
+    for entry, library in zip(entries, expected):
+        assert entry["video"] == library.path
+        assert entry["frame_indices"] == library.frame_indices.tolist() == [list(range(5, 37, 4))]
+        assert [(p["index"], p["label"]) for p in entry["predictions"]] == [
+            (p.index, p.label) for p in library.top]
+        np.testing.assert_allclose([p["probability"] for p in entry["predictions"]],
+                                   [p.probability for p in library.top], atol=1e-6)
+    # The videos get different answers (measured: swim 0.46 and climb 0.91), so a CLI that
+    # ignored its video, or gave every video the first one's, would fail above.
+    assert expected[0].top[0].index != expected[1].top[0].index
+    assert np.abs(expected[0].probabilities - expected[1].probabilities).max() > 0.1
+
+
 def test_long_writes_a_timeline(model_dir, video, tmp_path):
     out = tmp_path / "timeline"
     result = _predict(video, "--model", model_dir, "--long", "--window-stride=8",
