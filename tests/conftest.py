@@ -163,7 +163,9 @@ def pytest_configure(config):
     # nothing listens and fails at once, here and in subprocesses.
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         os.environ[name] = _NOWHERE
-    os.environ["no_proxy"] = os.environ["NO_PROXY"] = ""
+    # Except this machine: workers of a multi-worker test talk gRPC over localhost, which
+    # honours the proxy variables too.
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = "localhost,127.0.0.1,::1"
     os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
     # TensorFlow's cloud-storage client: no wait for the metadata server, one quick retry.
     os.environ.update(NO_GCE_CHECK="true", GCS_RETRY_CONFIG_MAX_RETRIES="1",
