@@ -18,6 +18,7 @@ networks with full-strength residual branches are, and a trained one is not. So:
 
 from __future__ import annotations
 
+import pathlib
 import types
 
 import numpy as np
@@ -115,6 +116,31 @@ def run_dir(tiny, tmp_path_factory):
         frames=FRAMES, frame_interval=2, image_size=SIZE, short_side=SIZE, num_classes=CLASSES,
         class_names=tuple(NAMES), width_multiplier=0.25, pos_embed_sizes=(16, 8, 4, 2)))
     return run
+
+
+@pytest.fixture(scope="session")
+def class_videos(tmp_path_factory):
+    """`class_videos(n, seed)`: the list of `n` real H.264 videos of the discriminating
+    model's classes (`class_clips(n, seed)`, classes in turn), each clip frame shown twice:
+    the model's clips, 4 frames every 2. Its decisions on them have margins of a few
+    logits, so a runtime that agrees with it on them is a property of the runtime, not of
+    near-ties (the synthetic dataset's videos are not of its classes: margins down to 0.05)."""
+    from keras_squeezetime.video.writer import write_video
+
+    made: dict[tuple[int, int], pathlib.Path] = {}
+
+    def make(n: int, seed: int) -> pathlib.Path:
+        if (n, seed) not in made:
+            folder = tmp_path_factory.mktemp(f"class_videos_{n}_{seed}")
+            clips, labels = class_clips(n, seed)
+            for i, clip in enumerate(clips):
+                write_video(folder / f"{i}.mp4", np.repeat(clip.astype(np.uint8), 2, axis=0))
+            (folder / "val_list.txt").write_text(
+                "".join(f"{i}.mp4 {label}\n" for i, label in enumerate(labels)))
+            made[n, seed] = folder / "val_list.txt"
+        return made[n, seed]
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -13,18 +13,9 @@ from tests.helpers import decode_native
 
 
 @pytest.fixture(scope="module")
-def class_videos(tiny, tmp_path_factory) -> pathlib.Path:
-    """The list of 8 real H.264 videos of the discriminating model's classes (`tiny.clips`,
-    classes in turn), each clip frame shown twice: the model's clips, 4 frames every 2."""
-    from keras_squeezetime.video.writer import write_video
-
-    folder = tmp_path_factory.mktemp("class_videos")
-    clips, labels = tiny.clips(8, seed=31)
-    for i, clip in enumerate(clips):
-        write_video(folder / f"{i}.mp4", np.repeat(clip.astype(np.uint8), 2, axis=0))
-    (folder / "val_list.txt").write_text("".join(f"{i}.mp4 {label}\n"
-                                                 for i, label in enumerate(labels)))
-    return folder / "val_list.txt"
+def class_list(class_videos) -> pathlib.Path:
+    """8 real H.264 videos of the discriminating model's classes."""
+    return class_videos(8, seed=31)
 
 
 def _listed_clips(listing: pathlib.Path, frames: int, interval: int):
@@ -42,7 +33,7 @@ def _listed_clips(listing: pathlib.Path, frames: int, interval: int):
 
 
 @pytest.fixture(scope="module")
-def reports(tiny, run_dir, class_videos, tmp_path_factory):
+def reports(tiny, run_dir, class_list, tmp_path_factory):
     from keras_squeezetime.tflite import harness
     from keras_squeezetime.tflite.export import export_tflite
 
@@ -53,11 +44,11 @@ def reports(tiny, run_dir, class_videos, tmp_path_factory):
         export_tflite(tiny.folded, folder / "f16c.tflite", "float16-compute", "uint8",
                       sampling=sampling, input_layout="stacked").path,
     ]
-    return harness.evaluate(paths, str(class_videos), str(run_dir), threads=1,
+    return harness.evaluate(paths, str(class_list), str(run_dir), threads=1,
                             runs=3, warmup=1, memory=False)
 
 
-def test_reports_quality_parity_and_the_compiled_model_api(tiny, reports, class_videos):
+def test_reports_quality_parity_and_the_compiled_model_api(tiny, reports, class_list):
     from keras_squeezetime.tflite.interpreter import LiteRTModel
 
     frames, f16c = reports
@@ -67,7 +58,7 @@ def test_reports_quality_parity_and_the_compiled_model_api(tiny, reports, class_
     assert frames["input_type"] == "float32" and f16c["input_type"] == "uint8"
     # Accuracy recomputed here: the clips decoded here, each file run on them, each score
     # row beside its own video's label.
-    clips, labels = _listed_clips(class_videos, tiny.FRAMES, 2)
+    clips, labels = _listed_clips(class_list, tiny.FRAMES, 2)
     reference = tiny.logits(tiny.model, clips)
     assert tiny.discriminates(reference)
     for report in reports:
