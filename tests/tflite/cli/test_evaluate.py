@@ -18,18 +18,14 @@ def _cli(*args):
 
 
 @pytest.mark.slow
-def test_report_files(tiny, run_dir, make_video, tmp_path):
+def test_report_files(tiny, run_dir, class_videos, tmp_path):
     from keras_squeezetime.tflite.export import export_tflite
     from keras_squeezetime.tflite.interpreter import LiteRTModel
     from tests.helpers import decode_native
 
-    # Real H.264 videos of the model's classes (`tiny.clips`, classes in turn), each clip
-    # frame shown twice: the model's clips, 4 frames every 2.
-    clips, labels = tiny.clips(8, seed=31)
-    videos = [make_video(f"videos/{i}.mp4", frames=np.repeat(clip.astype(np.uint8), 2, axis=0))
-              for i, clip in enumerate(clips)]
-    listing = tmp_path / "videos" / "val_list.txt"
-    listing.write_text("".join(f"{i}.mp4 {label}\n" for i, label in enumerate(labels)))
+    listing = class_videos(8, seed=31)
+    labels = tiny.clips(8, seed=31)[1]
+    videos = [listing.parent / f"{i}.mp4" for i in range(8)]
     path = export_tflite(tiny.folded, tmp_path / "m.tflite", input_layout="stacked",
                          sampling={"frame_interval": 2, "short_side": tiny.SIZE}).path
     report = tmp_path / "report.json"
