@@ -21,6 +21,7 @@ from keras_squeezetime.architecture import STEM_BIAS as _STEM_BIAS
 from keras_squeezetime.architecture import STEM_BN as _STEM_BN
 from keras_squeezetime.architecture import STEM_CONV as _STEM_CONV
 from keras_squeezetime.architecture import STEM_PAD as _STEM_PAD
+from keras_squeezetime.functional_config import rewire
 from keras_squeezetime.layers import CTLBottleneck, SpatialBias, TimeToChannel
 from keras_squeezetime.layers.batch_norm import batch_norm_affine, fold_into
 
@@ -134,10 +135,10 @@ def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization
             layer["config"]["use_bias"] = not fold_normalization
         if layer["class_name"] == "CTLBottleneck":
             layer["config"]["fused"] = True
-        layer["inbound_nodes"] = _rewire(layer.get("inbound_nodes", []), _STEM_BN, replacement)
+        layer["inbound_nodes"] = rewire(layer.get("inbound_nodes", []), _STEM_BN, replacement)
         kept.append(layer)
     config["layers"] = kept
-    config["output_layers"] = _rewire(config["output_layers"], _STEM_BN, replacement)
+    config["output_layers"] = rewire(config["output_layers"], _STEM_BN, replacement)
     return config
 
 
@@ -154,14 +155,3 @@ def _stem_bias_entry(stem_bn_entry: dict, stem_bn: keras.layers.Layer) -> dict:
     entry["inbound_nodes"] = [{"args": copy.deepcopy(node["args"]), "kwargs": {}}
                               for node in stem_bn_entry["inbound_nodes"]]
     return entry
-
-
-def _rewire(value, old: str, new: str):
-    """Replaces references to layer `old`'s output by layer `new`'s."""
-    if isinstance(value, dict):
-        return {k: _rewire(v, old, new) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        if len(value) == 3 and value[0] == old and isinstance(value[1], int):
-            return type(value)([new, *value[1:]])
-        return type(value)(_rewire(v, old, new) for v in value)
-    return value

@@ -29,7 +29,7 @@ from keras_squeezetime.architecture import (
 )
 from keras_squeezetime.builder import SqueezeTime
 from keras_squeezetime.labels import load_labels
-from keras_squeezetime.layers.normalization import VideoNormalization
+from keras_squeezetime.preprocessing import takes_pixels
 from keras_squeezetime.model_kinds import (
     MODEL_KINDS,
     WEIGHTS_SUFFIX,
@@ -182,8 +182,7 @@ def config_of_model(model: keras.Model, base: ModelConfig | None = None) -> Mode
             int(backbone.get_layer(LAST_STAGE_FIRST_BLOCK).planes))
         changes["pos_embed_sizes"] = tuple(
             int(backbone.get_layer(name).pos_embed_size) for name in first_blocks)
-        changes["include_preprocessing"] = any(
-            isinstance(layer, VideoNormalization) for layer in _all_layers(model))
+        changes["include_preprocessing"] = takes_pixels(model)
     changes["num_classes"] = num_classes
     if num_classes is None:
         changes["class_names"] = None  # a backbone: whatever the file named, it scores no class

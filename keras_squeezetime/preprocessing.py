@@ -1,13 +1,17 @@
-"""Input normalisation outside the model, for `include_preprocessing=False` models."""
+"""Input normalisation for `include_preprocessing=False` models: outside the model
+(`preprocess_input`), or put into a copy of it (`with_preprocessing`)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 
-from keras_squeezetime.layers.normalization import normalize_pixels
+from keras_squeezetime.architecture import NORMALIZATION, SQUEEZE
+from keras_squeezetime.functional_config import layer_entry, rewire
+from keras_squeezetime.layers.normalization import VideoNormalization, normalize_pixels
 
 
 def preprocess_input(x: np.ndarray | Sequence | Any,
@@ -47,3 +51,47 @@ def preprocess_input(x: np.ndarray | Sequence | Any,
                          f"{tuple(x.shape)}.")
     out = normalize_pixels(x)
     return np.asarray(out) if as_numpy else out
+
+
+def takes_pixels(model: keras.Model) -> bool:
+    """True when `model`, or a model nested in it, normalises its input in a
+    `VideoNormalization` layer (also when `fold_batch_norm` moved the arithmetic into
+    the stem): it takes RGB pixels in [0, 255]. False for a SqueezeTime model built with
+    `include_preprocessing=False`, which takes `preprocess_input`'s output."""
+    return any(isinstance(layer, VideoNormalization) for layer in model._flatten_layers())
+
+
+def with_preprocessing(model: keras.Model) -> keras.Model:
+    """A copy of a SqueezeTime model built with `include_preprocessing=False` that takes
+    RGB pixels in [0, 255]: its layers and weights behind a `VideoNormalization` layer,
+    as `SqueezeTime(include_preprocessing=True)` builds it. A model that already takes
+    pixels (`takes_pixels`) is returned as it is.
+
+    Raises:
+      ValueError: `model` takes normalised input but is not a SqueezeTime model (no
+        top-level squeeze layer; a SqueezeTime nested in your own model: build that one
+        with `include_preprocessing=True`).
+    """
+    if takes_pixels(model):
+        return model
+    config = copy.deepcopy(model.get_config())
+    try:
+        squeeze = layer_entry(config, SQUEEZE)
+    except KeyError:
+        raise ValueError(
+            f"{model.name} takes normalised input (no VideoNormalization layer) and has no "
+            f"top-level {SQUEEZE!r} layer to put one before: build its SqueezeTime with "
+            f"include_preprocessing=True.") from None
+    source = squeeze["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0]
+    layer = VideoNormalization(name=NORMALIZATION,
+                               dtype=model.get_layer(SQUEEZE).dtype_policy)
+    entry = keras.saving.serialize_keras_object(layer)
+    entry["name"] = NORMALIZATION
+    entry["inbound_nodes"] = copy.deepcopy(squeeze["inbound_nodes"])
+    squeeze["inbound_nodes"] = rewire(squeeze["inbound_nodes"], source, NORMALIZATION)
+    config["layers"].insert(config["layers"].index(squeeze), entry)
+    rebuilt = model.__class__.from_config(config)
+    for original in model.layers:
+        if original.weights:
+            rebuilt.get_layer(original.name).set_weights(original.get_weights())
+    return rebuilt

@@ -1,8 +1,8 @@
 """Keras SqueezeTime -> LiteRT flatbuffer: float32, float16, dynamic-range or full-integer int8.
 
 The exported graph has batch 1 and one signature, `serving_default`, taking `video` (RGB
-pixels in [0, 255], float32 or uint8; normalisation is inside the model) as `(1, T, S, S,
-3)` clips (`frames` layout) or `(1, S, S, 3T)` stacked frames (`stacked` layout, rank 4
+pixels in [0, 255], float32 or uint8; normalisation is inside the model, put back into
+one built with `include_preprocessing=False`) as `(1, T, S, S, 3)` clips (`frames` layout) or `(1, S, S, 3T)` stacked frames (`stacked` layout, rank 4
 throughout, for GPU/NPU accelerators; see `input_layout`), and returning `probabilities`
 and `logits` (float32 unless integer outputs are asked).
 Only builtin LiteRT ops are allowed: an op that would need the Flex delegate (full
@@ -93,6 +93,8 @@ def export_tflite(
 
     Args:
       model: a `keras_squeezetime.SqueezeTime` model with its head (`include_top=True`).
+        One built with `include_preprocessing=False` is exported with the normalisation
+        put back in front (`preprocessing.with_preprocessing`): every file takes pixels.
       output: path of the `.tflite` file (not an existing folder); written atomically
         (temp file, then rename), and the labels file after it, so a failed export leaves
         nothing behind.
@@ -133,6 +135,7 @@ def export_tflite(
       int8_agreement.AgreementNotReachedError: `target_agreement` was not reached (a
         ValueError naming the best agreement found); nothing is written.
     """
+    from keras_squeezetime.preprocessing import with_preprocessing
     from keras_squeezetime.tflite import input_layout as layouts
     from keras_squeezetime.tflite import metadata, model_ops
 
@@ -154,6 +157,9 @@ def export_tflite(
         raise ValueError(
             f"{len(class_names)} class names for a model with {_num_classes(model)} classes."
         )
+    # Every file takes pixels (the tools and the phone guide feed them): a model built
+    # with include_preprocessing=False gets its normalisation back.
+    model = with_preprocessing(model)
     clip_shape = _clip_shape(model)
     clips = (_calibration_array(representative_dataset, (1, *clip_shape))
              if quantization == "int8" else None)

@@ -18,6 +18,7 @@ import copy
 import numpy as np
 
 from keras_squeezetime.architecture import NORMALIZATION, SQUEEZE, STEM_CONV, STEM_PAD
+from keras_squeezetime.functional_config import rewire
 
 FRAMES, STACKED = "frames", "stacked"
 LAYOUTS = (FRAMES, STACKED)
@@ -118,8 +119,8 @@ def stacked_model(model):
             layer["config"]["mean"] = list(layer["config"]["mean"]) * frames
             layer["config"]["std"] = list(layer["config"]["std"]) * frames
             layer.pop("build_config", None)
-        nodes = _rewire(layer["inbound_nodes"], SQUEEZE, source, stacked_shape)
-        layer["inbound_nodes"] = _rewire(nodes, inputs[0], inputs[0], stacked_shape)
+        nodes = rewire(layer["inbound_nodes"], SQUEEZE, source, stacked_shape)
+        layer["inbound_nodes"] = rewire(nodes, inputs[0], inputs[0], stacked_shape)
         kept.append(layer)
     config["layers"] = kept
     config["name"] = f"{model.name}_stacked"
@@ -152,19 +153,3 @@ def _reads(layer_config: dict, name: str) -> bool:
 
     visit(layer_config.get("inbound_nodes", []))
     return bool(found)
-
-
-def _rewire(value, old: str, new: str, shape):
-    """Replaces references to layer `old`'s output by layer `new`'s (of `shape`)."""
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            history = value["config"]["keras_history"]
-            if history[0] == old:
-                value = copy.deepcopy(value)
-                value["config"]["keras_history"] = [new, *history[1:]]
-                value["config"]["shape"] = list(shape)
-            return value
-        return {k: _rewire(v, old, new, shape) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_rewire(v, old, new, shape) for v in value)
-    return value

@@ -180,6 +180,7 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
         failed; nothing is left at `output`.
       presets.PresetDownloadError (an OSError): a preset that cannot be downloaded.
     """
+    from keras_squeezetime.preprocessing import with_preprocessing
     from keras_squeezetime.tflite import calibration
     from keras_squeezetime.tflite.export import export_tflite
 
@@ -200,6 +201,8 @@ def export_variant(request: ExportRequest, quantization: str, output: str) -> di
         if request.agreement_data:
             held_out, _ = calibration.load_clips(
                 request.agreement_data, settings, request.agreement_clips)
+    # Before folding, so that the normalisation a model built without it gains folds too.
+    model = with_preprocessing(model)
     if request.fold_batch_norm:
         from keras_squeezetime import fold_batch_norm
 

@@ -314,3 +314,36 @@ def test_integer_output(tiny, exports, held_out, tmp_path):
     np.testing.assert_array_equal(got.argmax(1), float_output.argmax(1))
     probabilities = model.run(clips[0])["probabilities"]
     assert probabilities.dtype == np.float32 and abs(probabilities.sum() - 1) < 0.05
+
+
+def test_a_model_built_without_normalisation_is_exported_taking_pixels(tiny, tmp_path):
+    """Every file takes pixels (the tools and the phone guide feed them): the model built
+    with `include_preprocessing=False` gets its normalisation back, folded into the stem
+    on the tools' path (`export_variant`), in front of the graph in `export_tflite`."""
+    from keras_squeezetime.model_config import ModelConfig, write_model_config
+    from keras_squeezetime.tflite.export import export_tflite
+    from keras_squeezetime.tflite.variants import ExportRequest, export_variant
+    from tests import helpers
+
+    normalised = helpers.tiny_squeezetime(
+        input_shape=(tiny.FRAMES, tiny.SIZE, tiny.SIZE, 3), num_classes=tiny.CLASSES,
+        include_preprocessing=False)
+    for layer in tiny.model.layers:
+        if layer.weights:
+            normalised.get_layer(layer.name).set_weights(layer.get_weights())
+    clips, _ = tiny.clips(12, seed=9)
+    # The discriminating model's answers on pixels: what the file must give on pixels.
+    expected = tiny.logits(tiny.model, clips)
+    assert tiny.discriminates(expected)
+    direct = export_tflite(normalised, tmp_path / "direct.tflite", input_layout="stacked")
+    normalised.save(tmp_path / "model.keras")
+    write_model_config(tmp_path, ModelConfig(
+        frames=tiny.FRAMES, frame_interval=2, image_size=tiny.SIZE, short_side=tiny.SIZE,
+        num_classes=tiny.CLASSES, width_multiplier=0.25, pos_embed_sizes=(16, 8, 4, 2),
+        include_preprocessing=False))
+    tools = export_variant(ExportRequest(str(tmp_path / "model.keras")), "float32",
+                           str(tmp_path / "tools.tflite"))
+    # Folded: the normalisation went into the stem, no elementwise op on the input.
+    assert "SUB" not in tools["ops"] and "SUB" in direct.ops, (tools["ops"], direct.ops)
+    for path in (direct.path, tools["output"]):
+        np.testing.assert_allclose(_scores(path, clips), expected, rtol=0, atol=1e-4)
