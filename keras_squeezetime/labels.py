@@ -136,6 +136,17 @@ def resolve_class_names(
     return names
 
 
+def rank_classes(scores: np.ndarray | Any) -> np.ndarray:
+    """Class indices of each row of `scores` `(..., classes)`, best first; equal scores rank
+    the lower class index first. Every ranking in the package (top-k names, top-k accuracy,
+    timelines) is this one.
+    """
+    import numpy as np
+
+    # float64: exact for any float32 or integer score, and negating it cannot wrap.
+    return np.argsort(-np.asarray(scores, np.float64), axis=-1, kind="stable")
+
+
 def top_classes(
     scores: np.ndarray | Any, top: int, names: Sequence[str]
 ) -> list[list[tuple[int, str, float]]]:
@@ -162,7 +173,7 @@ def top_classes(
     if scores.shape[1] != len(names):
         raise ValueError(f"The scores have {scores.shape[1]} classes but {len(names)} names "
                          "were given.")
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :min(int(top), len(names))]
+    order = rank_classes(scores)[:, :min(int(top), len(names))]
     return [[(int(i), names[i], float(row[i])) for i in indices]
             for row, indices in zip(scores, order)]
 

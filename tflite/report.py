@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from keras_squeezetime import file_paths
+from keras_squeezetime.labels import rank_classes
 
 TABLE_COLUMNS = (
     ("variant", "variant"), ("size_bytes", "size (MB)"), ("top1", "top-1"), ("top5", "top-5"),
@@ -23,7 +24,7 @@ TABLE_COLUMNS = (
 
 def quality_metrics(scores: np.ndarray, labels: np.ndarray, reference: np.ndarray | None) -> dict:
     """top-1/top-5 accuracy of `scores` `(N, C)`, and agreement/cosine/max error to `reference`."""
-    order = np.argsort(-scores, axis=1, kind="stable")
+    order = rank_classes(scores)
     metrics = {
         "clips": int(len(scores)),
         "top1": float(np.mean(order[:, 0] == labels)),

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_squeezetime.labels import rank_classes
 from keras_squeezetime.model_config import CHECKPOINTS_FOLDER
 from keras_squeezetime.training import run_folder
 from keras_squeezetime.training.evaluate import predict_views
@@ -60,7 +61,7 @@ class MultiViewValidation(keras.callbacks.Callback):
         scores = {"val_loss": float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0)))),
                   "val_accuracy": float(np.mean(probabilities.argmax(axis=1) == labels))}
         if self.top5:
-            top5 = np.argsort(-probabilities, axis=1, kind="stable")[:, :5]
+            top5 = rank_classes(probabilities)[:, :5]
             scores["val_top5"] = float(np.mean((top5 == labels[:, None]).any(axis=1)))
         return scores
 

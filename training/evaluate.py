@@ -34,6 +34,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from absl import logging
 
+from keras_squeezetime.labels import rank_classes
+
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 CONFUSION_FILE = "confusion_matrix.png"
@@ -204,7 +206,7 @@ def classification_metrics(
             f"Labels span {labels.min()}..{labels.max()} but the model has {num_classes} classes."
         )
     names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-    ranking = np.argsort(-probabilities, axis=1, kind="stable")
+    ranking = rank_classes(probabilities)
     top1 = ranking[:, 0] == labels
     top5 = (ranking[:, : min(5, num_classes)] == labels[:, None]).any(axis=1)
     confusion = np.zeros((num_classes, num_classes), np.int64)

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_squeezetime.apps.predictor import Predictor, load_predictor
+from keras_squeezetime.labels import rank_classes
 from keras_squeezetime.model_config import ClipSettings
 from keras_squeezetime.video.clips import crop_transform, decode_crops, warn_if_short
 from keras_squeezetime.video.decode import iter_frames, probe_video
@@ -192,7 +193,7 @@ class Timeline:
         """JSON-ready: video, window settings, each window's `top` classes, the segments."""
         windows = []
         for start, end, probs in zip(self.starts, self.ends, self.probabilities):
-            order = np.argsort(-probs, kind="stable")[:top]
+            order = rank_classes(probs)[:top]
             windows.append({
                 "start_frame": int(start), "end_frame": int(end),
                 "start_time": self.seconds(start), "end_time": self.seconds(end),
@@ -232,7 +233,7 @@ class Timeline:
 
         times = self.seconds((self.starts + self.ends) / 2)
         peak = self.probabilities.max(axis=0)
-        shown = np.argsort(-peak, kind="stable")[: min(classes, len(peak))]
+        shown = rank_classes(peak)[: min(classes, len(peak))]
         figure = Figure(figsize=(10, 4.5), layout="constrained")
         curves, bars = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
         colors = {}

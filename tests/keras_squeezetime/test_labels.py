@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_squeezetime import decode_predictions, load_labels, preprocess_input
-from keras_squeezetime.labels import top_classes
+from keras_squeezetime.labels import rank_classes, top_classes
 
 
 @pytest.mark.parametrize("name,count", [("kinetics400", 400), ("kinetics600", 600), ("hmdb51", 51)])
@@ -86,6 +86,15 @@ def test_top_classes_is_the_one_ranking():
         top_classes(scores, 0, ["a", "b", "c", "d"])
     with pytest.raises(ValueError, match="4 classes but 3 names"):
         top_classes(scores, 1, ["a", "b", "c"])
+
+
+def test_rank_classes_breaks_ties_by_index_and_takes_integer_scores():
+    # uint8 scores (integer LiteRT outputs): negating them in uint8 would wrap 0 to 0 and
+    # 1 to 255, ranking the lowest score first.
+    scores = np.array([[0, 200, 200, 1], [3, 3, 3, 3]], np.uint8)
+    np.testing.assert_array_equal(rank_classes(scores), [[1, 2, 3, 0], [0, 1, 2, 3]])
+    # One row (a timeline window) ranks along its only axis.
+    np.testing.assert_array_equal(rank_classes(np.array([0.2, 0.5, 0.2])), [1, 0, 2])
 
 
 def test_decode_predictions_orders_and_names_classes():
