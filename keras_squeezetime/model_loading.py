@@ -50,7 +50,8 @@ from keras_squeezetime.weights.official_mapping import apply_official_state_dict
 from keras_squeezetime.weights.variables import copy_weights
 
 __all__ = ["MODEL_KINDS", "LoadedModel", "checkpoint_model_config", "config_of_model",
-           "copy_weights", "load_model", "load_weights_into", "model_kind", "resized_model"]
+           "copy_weights", "float32_compute", "load_model", "load_weights_into", "model_kind",
+           "resized_model"]
 
 
 
@@ -75,6 +76,9 @@ def load_model(
     source: str | os.PathLike, *, image_size: int | None = None, frames: int | None = None
 ) -> LoadedModel:
     """Loads a preset, an official `.pth`, a `.keras`, a model folder or a `.weights.h5`.
+
+    A `.keras` model trained with mixed precision is loaded computing in float32
+    (`float32_compute`): the apps, the evaluation and the LiteRT export all infer in float32.
 
     Args:
       source: a preset name; an official `.pth` checkpoint (the model is built from what
@@ -294,7 +298,7 @@ def _at_image_size(config: ModelConfig, image_size: int | None) -> ModelConfig:
 
 
 def _load_keras_file(path: str, image_size: int | None):
-    model = load_keras_file(path)
+    model = float32_compute(load_keras_file(path), path)
     saved = read_model_config(path)
     if image_size is not None:  # itself when already that size (square)
         model = resized_model(model, int(image_size), path)
@@ -348,6 +352,40 @@ def resized_model(model: keras.Model, image_size: int, source: str | None = None
                          f"{text[0] if text else type(error).__name__}") from error
     copy_weights(model, resized, allow_new_head=False, source=source)
     return resized
+
+
+def float32_compute(model: keras.Model, source: str | None = None) -> keras.Model:
+    """The model computing in float32: itself, or, saved under a mixed precision policy
+    (`squeezetime-train --mixed-precision`), rebuilt with float32 policies and its weights
+    (float32 variables already).
+
+    Inference wants float32: bfloat16 moved a test model's logits by 0.5, CPUs without
+    bfloat16 units emulate it, and LiteRT has no bfloat16 kernels (the export would fail
+    on every op). `keras.saving.load_model` keeps the training policy, if you want it.
+    """
+    config = model.get_config()
+    if not _replace_mixed_policies(config):
+        return model
+    rebuilt = model.__class__.from_config(config)
+    copy_weights(model, rebuilt, allow_new_head=False, source=source or model.name)
+    return rebuilt
+
+
+def _replace_mixed_policies(config: Any) -> bool:
+    """Replaces, in place, every mixed precision dtype policy in a serialised config by
+    float32; True when there was one."""
+    found = False
+    if isinstance(config, dict):
+        if (config.get("class_name") == "DTypePolicy"
+                and str(config.get("config", {}).get("name", "")).startswith("mixed_")):
+            config["config"]["name"] = "float32"
+            return True
+        for value in config.values():
+            found = _replace_mixed_policies(value) or found
+    elif isinstance(config, list):
+        for value in config:
+            found = _replace_mixed_policies(value) or found
+    return found
 
 
 def _drop_build_configs(config: Any) -> None:

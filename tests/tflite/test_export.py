@@ -347,3 +347,39 @@ def test_a_model_built_without_normalisation_is_exported_taking_pixels(tiny, tmp
     assert "SUB" not in tools["ops"] and "SUB" in direct.ops, (tools["ops"], direct.ops)
     for path in (direct.path, tools["output"]):
         np.testing.assert_allclose(_scores(path, clips), expected, rtol=0, atol=1e-4)
+
+
+def test_a_model_trained_with_mixed_precision_exports_in_float32(tiny, tmp_path):
+    """`squeezetime-train --mixed-precision` saves model.keras under mixed_bfloat16; LiteRT
+    has no bfloat16 kernels (the export failed naming every op as Flex). The tools load it
+    computing in float32 (`model_loading.float32_compute`), with the float32 model's
+    answers."""
+    from keras_squeezetime.model_config import ModelConfig, write_model_config
+    from keras_squeezetime.model_loading import load_model
+    from keras_squeezetime.tflite.variants import ExportRequest, export_variant
+    from tests import helpers
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = helpers.tiny_squeezetime(
+            input_shape=(tiny.FRAMES, tiny.SIZE, tiny.SIZE, 3), num_classes=tiny.CLASSES)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    mixed.set_weights(tiny.model.get_weights())
+    mixed.save(tmp_path / "model.keras")
+    write_model_config(tmp_path, ModelConfig(
+        frames=tiny.FRAMES, frame_interval=2, image_size=tiny.SIZE, short_side=tiny.SIZE,
+        num_classes=tiny.CLASSES, width_multiplier=0.25, pos_embed_sizes=(16, 8, 4, 2)))
+    clips, _ = tiny.clips(12, seed=13)
+    expected = tiny.logits(tiny.model, clips)
+    assert tiny.discriminates(expected)
+    # bfloat16 compute moves the logits far beyond float32 rounding (measured 0.5).
+    assert np.abs(tiny.logits(mixed, clips) - expected).max() > 0.05
+
+    loaded = load_model(tmp_path / "model.keras").model
+    assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"float32"}
+    np.testing.assert_allclose(tiny.logits(loaded, clips), expected, rtol=0, atol=1e-5)
+    summary = export_variant(ExportRequest(str(tmp_path / "model.keras")), "float32",
+                             str(tmp_path / "model.tflite"))
+    np.testing.assert_allclose(_scores(summary["output"], clips), expected, rtol=0, atol=1e-4)
