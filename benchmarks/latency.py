@@ -157,7 +157,8 @@ def measure(names: list[str], roof: float) -> list[dict]:
     for cycle in range(FLAGS.cycles):
         for name in names:
             out = _in_subprocess(f"--time_model={name}")
-            values = json.loads(next(l for l in out.splitlines() if l.startswith("TIMES "))[6:])
+            values = json.loads(
+                next(line for line in out.splitlines() if line.startswith("TIMES "))[6:])
             times1[name] += values["1"]
             times8[name] += values["8"]
             print(f"cycle {cycle + 1}/{FLAGS.cycles}: timed {name}", flush=True)
@@ -176,7 +177,7 @@ def measure(names: list[str], roof: float) -> list[dict]:
 
 def _roof() -> float:
     out = _in_subprocess("--roof_only")
-    return float(next(l for l in out.splitlines() if l.startswith("ROOF "))[5:])
+    return float(next(line for line in out.splitlines() if line.startswith("ROOF "))[5:])
 
 
 def main(argv):

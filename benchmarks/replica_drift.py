@@ -151,7 +151,8 @@ def main() -> None:
     for name in CASES:
         run = subprocess.run([sys.executable, __file__, "--case", name, "--steps",
                               str(args.steps)], capture_output=True, text=True, check=True)
-        line = next(l for l in run.stdout.splitlines() if l.startswith("RESULT "))
+        line = next(candidate for candidate in run.stdout.splitlines()
+                    if candidate.startswith("RESULT "))
         results[name] = json.loads(line[len("RESULT "):])
         print(f"{name}: {json.dumps(results[name])}", flush=True)
 

@@ -7,11 +7,12 @@ the next one's runs by 10-20 %. Cycling spreads changes of machine load over all
 
 Each variant is exported in its own process (the TF 2.20/2.21 converter leaks memory per
 call): float32 and full int8 (each with float and uint8 input, the uint8 ones also in the
-stacked input layout) and dynamic-range, all from the folded graph (`fold_batch_norm`: BNs and pixel normalisation folded) with seeded random
-weights whose BN statistics come from a noise batch, so activation ranges look trained
-(weights do not change the latency otherwise; int8 is calibrated on noise clips). Ratios
-are the result; absolute milliseconds move with the machine's load. The LiteRT files run
-in the Interpreter, the uint8-input ones also through the CompiledModel API (`--compiled_model`).
+stacked input layout) and dynamic-range, all from the folded graph (`fold_batch_norm`: BNs
+and pixel normalisation folded) with seeded random weights whose BN statistics come from a
+noise batch, so activation ranges look trained (weights do not change the latency
+otherwise; int8 is calibrated on noise clips). Ratios are the result; absolute
+milliseconds move with the machine's load. The LiteRT files run in the Interpreter, the
+uint8-input ones also through the CompiledModel API (`--compiled_model`).
 
 The roof: one 3x3 convolution (28x28, 256 -> 256 channels, ReLU) exported as int8 and as
 float32 and timed with the LiteRT variants. Its multiply-adds per second are what XNNPACK's
@@ -86,7 +87,8 @@ def _estimate_batch_norm_statistics(model, clips: int = 2) -> None:
     """
     import keras
 
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [layer for layer in model._flatten_layers()
+             if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in norms]
     for layer in norms:
         layer.momentum = 0.0
@@ -225,12 +227,14 @@ def main(argv):
     for cycle in range(FLAGS.cycles):
         for runtime in runtimes:
             result = subprocess.run(
-                [sys.executable, __file__, f"--time_runtime={runtime}", f"--workdir={FLAGS.workdir}",
+                [sys.executable, __file__, f"--time_runtime={runtime}",
+                 f"--workdir={FLAGS.workdir}",
                  f"--threads={FLAGS.threads}", f"--runs={FLAGS.runs}", f"--burst={FLAGS.burst}",
                  f"--warmup={FLAGS.warmup}", f"--official_source={FLAGS.official_source or ''}",
                  f"--{'' if FLAGS.compiled_model else 'no'}compiled_model"],
                 check=True, capture_output=True, text=True)
-            line = next(l for l in result.stdout.splitlines() if l.startswith("TIMES "))
+            line = next(candidate for candidate in result.stdout.splitlines()
+                        if candidate.startswith("TIMES "))
             for name, values in json.loads(line[len("TIMES "):]).items():
                 times.setdefault(name, []).extend(values)
             print(f"cycle {cycle + 1}/{FLAGS.cycles}: timed {runtime}", flush=True)

@@ -50,13 +50,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from keras_squeezetime import layers, presets
-    from keras_squeezetime.apps.prediction import predict_video
-    from keras_squeezetime.apps.predictor import load_predictor
-    from keras_squeezetime.apps.timeline import predict_long_video
-    from keras_squeezetime.builder import SqueezeTime
-    from keras_squeezetime.folding import fold_batch_norm
-    from keras_squeezetime.labels import decode_predictions, load_labels
-    from keras_squeezetime.model_loading import load_model
-    from keras_squeezetime.preprocessing import preprocess_input
-    from keras_squeezetime.presets import list_presets
+    from keras_squeezetime import layers, presets  # noqa: F401, F811
+    from keras_squeezetime.apps.prediction import predict_video  # noqa: F401
+    from keras_squeezetime.apps.predictor import load_predictor  # noqa: F401
+    from keras_squeezetime.apps.timeline import predict_long_video  # noqa: F401
+    from keras_squeezetime.builder import SqueezeTime  # noqa: F401
+    from keras_squeezetime.folding import fold_batch_norm  # noqa: F401
+    from keras_squeezetime.labels import decode_predictions, load_labels  # noqa: F401
+    from keras_squeezetime.model_loading import load_model  # noqa: F401
+    from keras_squeezetime.preprocessing import preprocess_input  # noqa: F401
+    from keras_squeezetime.presets import list_presets  # noqa: F401

@@ -171,7 +171,8 @@ def SqueezeTime(
     elif pooling == "max":
         x = keras.layers.GlobalMaxPooling2D(data_format=_CHANNELS_LAST, name=arch.MAX_POOL)(x)
 
-    model_inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else inputs
+    model_inputs = (keras.utils.get_source_inputs(input_tensor) if input_tensor is not None
+                    else inputs)
     model = keras.Model(model_inputs, x, name=name)
 
     if weights is not None:

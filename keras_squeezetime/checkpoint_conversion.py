@@ -21,7 +21,6 @@ from keras_squeezetime.weights.checkpoint import inspect_checkpoint, load_state_
 from keras_squeezetime.weights.official_mapping import apply_official_state_dict
 
 
-
 def convert_checkpoint(source: str | os.PathLike, output: str | os.PathLike,
                        image_size: int | None = None) -> dict[str, Any]:
     """Converts an official `.pth` to a Keras `.weights.h5`; returns the builder kwargs.

@@ -118,7 +118,8 @@ def _stem_with_normalization(model: keras.Model, normalization) -> tuple[np.ndar
     return kernel, shift - mean_term
 
 
-def _fused_config(config: dict[str, Any], model: keras.Model, fold_normalization: bool) -> dict[str, Any]:
+def _fused_config(config: dict[str, Any], model: keras.Model,
+                  fold_normalization: bool) -> dict[str, Any]:
     config = copy.deepcopy(config)
     # The stem BN's consumers read the layer that replaces it: the bias map when the
     # normalisation is folded, else the conv (which then carries the BN shift as its bias).

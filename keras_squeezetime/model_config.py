@@ -133,7 +133,8 @@ class ModelConfig:
             raise ValueError(f"include_preprocessing must be true or false; got "
                              f"{self.include_preprocessing!r}.")
         for name in ("val_views", "test_views"):
-            views = tuple(_check_positive_int(name, v) for v in _sequence(name, getattr(self, name)))
+            views = tuple(_check_positive_int(name, v)
+                          for v in _sequence(name, getattr(self, name)))
             if len(views) != 2:
                 raise ValueError(f"{name} must be (clips, crops); got {getattr(self, name)!r}.")
             set_(name, views)
@@ -331,4 +332,3 @@ def _sequence(name: str, value: Any) -> Sequence:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValueError(f"{name} must be a list; got {value!r}.")
     return value
-

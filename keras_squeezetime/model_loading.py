@@ -54,7 +54,6 @@ __all__ = ["MODEL_KINDS", "LoadedModel", "checkpoint_model_config", "config_of_m
            "resized_model"]
 
 
-
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
     """A loaded Keras model and what it carries besides its weights.

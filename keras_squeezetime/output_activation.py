@@ -47,7 +47,7 @@ def score_kind(model: keras.Model) -> str:
       ValueError: the output layer pools features (see `output_activation`).
     """
     return {"softmax": PROBABILITIES, "sigmoid": INDEPENDENT}.get(output_activation(model),
-                                                                 LOGITS)
+                                                                  LOGITS)
 
 
 def to_probabilities(outputs: np.ndarray, kind: str) -> np.ndarray:

@@ -72,7 +72,8 @@ def run_tasks(
         pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_leave_ctrl_c)
     try:
         in_flight: collections.deque = collections.deque(
-            pool.apply_async(_call, (function, task)) for task in itertools.islice(upcoming, window))
+            pool.apply_async(_call, (function, task))
+            for task in itertools.islice(upcoming, window))
         while in_flight:
             pending = in_flight.popleft()
             try:

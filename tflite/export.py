@@ -2,9 +2,10 @@
 
 The exported graph has batch 1 and one signature, `serving_default`, taking `video` (RGB
 pixels in [0, 255], float32 or uint8; normalisation is inside the model, put back into
-one built with `include_preprocessing=False`) as `(1, T, S, S, 3)` clips (`frames` layout) or `(1, S, S, 3T)` stacked frames (`stacked` layout, rank 4
-throughout, for GPU/NPU accelerators; see `input_layout`), and returning `probabilities`
-and `logits` (float32 unless integer outputs are asked).
+one built with `include_preprocessing=False`) as `(1, T, S, S, 3)` clips (`frames`
+layout) or `(1, S, S, 3T)` stacked frames (`stacked` layout, rank 4 throughout, for
+GPU/NPU accelerators; see `input_layout`), and returning `probabilities` and `logits`
+(float32 unless integer outputs are asked).
 Only builtin LiteRT ops are allowed: an op that would need the Flex delegate (full
 TensorFlow, absent from the phone runtime) fails the export, named.
 
@@ -146,7 +147,8 @@ def export_tflite(
     if input_type not in INPUT_TYPES:
         raise ValueError(f"input_type must be one of {INPUT_TYPES}; got {input_type!r}.")
     if float_layers_weights not in ("int8", "float32"):
-        raise ValueError(f"float_layers_weights must be 'int8' or 'float32'; got {float_layers_weights!r}.")
+        raise ValueError(f"float_layers_weights must be 'int8' or 'float32'; "
+                         f"got {float_layers_weights!r}.")
     if quantization != "int8" and (integer_output or float_layers):
         raise ValueError("integer_output and float_layers apply to int8 quantization only.")
     if quantization == "int8" and representative_dataset is None:
@@ -487,4 +489,3 @@ def _run_converter(convert: Callable[[], bytes]) -> bytes:
                 f"delegate, which phones running plain LiteRT lack: {', '.join(flex)}."
             ) from None
         raise
-

@@ -180,7 +180,8 @@ def _unsupported_ops(stderr: str) -> list[str]:
     for i, line in enumerate(lines):
         if "operations are not supported by GPU delegate" in line:
             for following in lines[i + 1:]:
-                if re.match(r"^\d+ operations will run on the GPU", following) or not following.strip():
+                if (re.match(r"^\d+ operations will run on the GPU", following)
+                        or not following.strip()):
                     break
                 found.append(following.strip())
     return found

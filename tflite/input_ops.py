@@ -47,7 +47,8 @@ def delegate_uint8_input(model_bytes: bytes) -> bytes:
             elif name == "QUANTIZE" and target.type == int8:
                 as_float = flatbuffer.new_tensor(subgraph, source, "FLOAT32",
                                                  source.name + b"/dequantized")
-                dequantize = flatbuffer.new_operator(model, "DEQUANTIZE", [op.inputs[0]], [as_float])
+                dequantize = flatbuffer.new_operator(model, "DEQUANTIZE", [op.inputs[0]],
+                                                     [as_float])
                 op.inputs = [as_float]
                 subgraph.operators.insert(position, dequantize)
                 changed = True

@@ -143,7 +143,8 @@ def units(spec) -> dict[str, list[int]]:
     return found
 
 
-def rank_units(calibrated: bytes, clips: np.ndarray, batch_size: int = 8) -> list[tuple[str, float]]:
+def rank_units(calibrated: bytes, clips: np.ndarray,
+               batch_size: int = 8) -> list[tuple[str, float]]:
     """Units by the simulated int8 logit error they cause, largest first: `(unit, share)`.
 
     A unit's share is how much the mean squared logit error (simulated int8 vs float, on

@@ -110,8 +110,9 @@ class LiteRTModel:
         from keras_squeezetime.model_config import ModelConfig, read_model_config
 
         base = read_model_config(self.path) or ModelConfig()
-        recorded = {key: self.config[key] for key in ("frames", "frame_interval", "image_size",
-                                                     "short_side") if self.config.get(key)}
+        recorded = {key: self.config[key]
+                    for key in ("frames", "frame_interval", "image_size", "short_side")
+                    if self.config.get(key)}
         frames, size = self.clip_shape[0], self.clip_shape[1]
         if "short_side" in recorded:  # embedded for this file's crop size, not config.json's
             recorded.setdefault("image_size", size)
@@ -149,7 +150,8 @@ class LiteRTModel:
         return quantize_input(packed, self.input_detail)
 
     def run(self, clip: np.ndarray) -> dict[str, np.ndarray]:
-        """Float outputs (`probabilities`, `logits` when exported) of one pixel clip `(T, S, S, 3)`."""
+        """Float outputs (`probabilities`, `logits` when exported) of one pixel clip
+        `(T, S, S, 3)`."""
         outputs = self.runner(**{INPUT_NAME: self.model_input(clip)})
         return {
             name: dequantize_output(value, self.output_details[name])[0]

@@ -12,7 +12,8 @@ _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
 
 def op_counts(model_bytes: bytes) -> dict[str, int]:
     """`{op name: count}` over all subgraphs, sorted by name; custom ops as `CUSTOM:<code>`."""
-    counts = collections.Counter(name for _, _, name in flatbuffer.operators(flatbuffer.read(model_bytes)))
+    counts = collections.Counter(
+        name for _, _, name in flatbuffer.operators(flatbuffer.read(model_bytes)))
     return dict(sorted(counts.items()))
 
 

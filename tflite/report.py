@@ -39,7 +39,8 @@ def quality_metrics(scores: np.ndarray, labels: np.ndarray, reference: np.ndarra
             "logit_cosine": float(np.mean(cosine)),
             "logit_cosine_min": float(np.min(cosine)),
             "logit_max_abs_error": float(np.max(np.abs(scores - reference))),
-            "logit_max_rel_error": float(np.max(np.abs(scores - reference)) / np.max(np.abs(reference))),
+            "logit_max_rel_error": float(np.max(np.abs(scores - reference))
+                                         / np.max(np.abs(reference))),
         })
     return metrics
 

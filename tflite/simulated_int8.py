@@ -260,7 +260,8 @@ def _run_op(op: _Op, inputs: list, spec: GraphSpec):
     if name == "CONV_2D":
         kernel = ops.transpose(inputs[1], (1, 2, 3, 0))  # OHWI -> HWIO
         out = ops.conv(inputs[0], kernel, strides=(o.strideH, o.strideW),
-                       padding=_padding(o.padding), dilation_rate=(o.dilationHFactor, o.dilationWFactor))
+                       padding=_padding(o.padding),
+                       dilation_rate=(o.dilationHFactor, o.dilationWFactor))
         out = out if len(inputs) < 3 or inputs[2] is None else out + inputs[2]
         return _activation(out, o.fusedActivationFunction)
     if name == "DEPTHWISE_CONV_2D":
@@ -334,5 +335,3 @@ def _activation(x, code: int):
     if kind == "relu6":
         return ops.relu6(x)
     return x
-
-

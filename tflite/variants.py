@@ -117,7 +117,8 @@ def variant_file_name(model: str, quantization: str, input_type: str,
     from keras_squeezetime.model_config import KERAS_MODEL_FILE
 
     name = KERAS_MODEL_FILE if os.path.isdir(model) else os.path.basename(model)
-    stem = name[: -len(WEIGHTS_SUFFIX)] if name.endswith(WEIGHTS_SUFFIX) else os.path.splitext(name)[0]
+    stem = (name[: -len(WEIGHTS_SUFFIX)] if name.endswith(WEIGHTS_SUFFIX)
+            else os.path.splitext(name)[0])
     return (f"{stem}_{quantization}{'_uint8in' if input_type == 'uint8' else ''}"
             f"{'_stacked' if input_layout == 'stacked' else ''}.tflite")
 

@@ -47,6 +47,7 @@ BACKUP_WEIGHTS = "latest.weights.h5"
 BACKUP_METADATA = "training_metadata.json"
 PREVIOUS_BACKUP = ".bkp"
 
+
 def missing_internals() -> list[str]:
     """The private names this module relies on that the installed versions lack."""
     import tensorflow as tf

@@ -193,5 +193,3 @@ def mixed_policy(strategy: str) -> str:
     # float16 needs loss scaling and pays off only on GPUs; TPUs and CPUs compute bfloat16.
     return "mixed_float16" if tf.config.list_physical_devices("GPU") and strategy != "tpu" \
         else "mixed_bfloat16"
-
-

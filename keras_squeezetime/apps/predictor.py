@@ -73,7 +73,8 @@ class Predictor:
         return self.class_names[index] if self.class_names else f"class {index}"
 
     def predict_clips(self, clips: np.ndarray) -> np.ndarray:
-        """Class probabilities `(N, num_classes)` of float pixel clips `(N, T, S, S, 3)` in [0, 255].
+        """Class probabilities `(N, num_classes)` of float pixel clips `(N, T, S, S, 3)` in
+        [0, 255].
 
         A model that outputs logits (no softmax) is normalised with a softmax, so the
         result is a distribution per clip; probabilities (a softmax head, a `.tflite`

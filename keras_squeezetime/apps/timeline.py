@@ -177,7 +177,8 @@ class Timeline:
             fields = ["window", "start_frame", "end_frame", "start_time", "end_time", "index",
                       "label", "probability"]
             rows = []
-            for w, (start, end, probs) in enumerate(zip(self.starts, self.ends, self.probabilities)):
+            for w, (start, end, probs) in enumerate(
+                    zip(self.starts, self.ends, self.probabilities)):
                 best = int(np.argmax(probs))
                 rows.append([w, int(start), int(end), self.seconds(start), self.seconds(end), best,
                              self.label(best), float(probs[best])])
@@ -228,7 +229,8 @@ class Timeline:
         }
 
     def plot_png(self, path: str | os.PathLike, classes: int = 5) -> str:
-        """Draws the probabilities of the `classes` most likely classes over time, and the segments."""
+        """Draws the probabilities of the `classes` most likely classes over time, and the
+        segments."""
         from matplotlib.figure import Figure  # No pyplot: no global state, any backend.
 
         times = self.seconds((self.starts + self.ends) / 2)

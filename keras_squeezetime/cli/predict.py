@@ -30,10 +30,12 @@ from keras_squeezetime.cli.clip_flags import define_clip_flags, predictor_from_f
 from keras_squeezetime.cli.entry_point import run_tool
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, ".keras file or model folder, .tflite, official .pth, or preset.")
+flags.DEFINE_string("model", None,
+                    ".keras file or model folder, .tflite, official .pth, or preset.")
 flags.DEFINE_string("labels", None, "Class names: a text file (one per line) or a built-in list "
                     "(kinetics400, kinetics600, hmdb51); overrides the model's own names.")
-flags.DEFINE_integer("top", 5, "Classes to print per video (per window with --long).", lower_bound=1)
+flags.DEFINE_integer("top", 5, "Classes to print per video (per window with --long).",
+                     lower_bound=1)
 flags.DEFINE_boolean("json", False, "Print JSON (a list, one entry per video) instead of text.")
 flags.DEFINE_integer("num-clips", 1, "Evenly spaced clips averaged per video.", lower_bound=1)
 flags.DEFINE_boolean("long", False, "Score sliding windows and write a timeline of segments.")

@@ -386,8 +386,8 @@ def _shape_alpha(
         distance = np.maximum(np.abs(u), np.abs(v)) - 0.85 * radius
     elif shape == "triangle":
         # Equilateral, circumradius 1.3 r: distance to the farthest of its three edges.
-        edges = [u * math.cos(a) + v * math.sin(a) for a in (0.5 * math.pi, 7 / 6 * math.pi,
-                                                              11 / 6 * math.pi)]
+        edges = [u * math.cos(a) + v * math.sin(a)
+                 for a in (0.5 * math.pi, 7 / 6 * math.pi, 11 / 6 * math.pi)]
         distance = np.maximum.reduce(edges) - 0.65 * radius
     elif shape == "cross":
         half_width, half_length = 0.4 * radius, 1.1 * radius

@@ -111,7 +111,8 @@ class InterTemporalInteraction(CompositeLayer):
 
         short = source.short_conv
         channels = short.kernel.shape[-1]
-        fold_into(self.short_conv, short.kernel, short.bias, np.broadcast_to(scale, (channels,)), 0.0)
+        fold_into(self.short_conv, short.kernel, short.bias,
+                  np.broadcast_to(scale, (channels,)), 0.0)
         for conv, bn, src in (
             (self.gate_conv1, source.gate_bn1, source.gate_conv1),
             (self.gate_conv2, source.gate_bn2, source.gate_conv2),

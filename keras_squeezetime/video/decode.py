@@ -356,7 +356,8 @@ class _Damage:
 
     def report(self) -> None:
         if self.packets:
-            where = f" (the first at {self.first_time:.2f} s)" if self.first_time is not None else ""
+            where = (f" (the first at {self.first_time:.2f} s)" if self.first_time is not None
+                     else "")
             warnings.warn(f"{self.path}: {self.packets} damaged packet(s) could not be decoded"
                           f"{where} and their frames are left out; {self.reason}", stacklevel=3)
             self.packets = 0

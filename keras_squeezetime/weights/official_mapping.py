@@ -167,7 +167,8 @@ def apply_official_state_dict(
         stem, the frame count or width the checkpoint was trained with.
     """
     targets = official_targets(model)
-    state = {k: np.asarray(v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    state = {k: np.asarray(v) for k, v in state_dict.items()
+             if not k.endswith("num_batches_tracked")}
     skipped: list[str] = []
 
     ckpt_head = all(k in state for k in HEAD_KEYS)

@@ -83,6 +83,7 @@ flags.DEFINE_integer("early-stopping-patience", None, "Stop after this many epoc
                      "also when every epoch ran (needs --val-data; unset: every epoch runs and "
                      "model.keras is the last epoch's).", lower_bound=1)
 
+
 def main(argv: list[str]) -> None:
     """Builds a `TrainConfig` from the flags, trains and prints the final metrics."""
     if len(argv) > 1:
