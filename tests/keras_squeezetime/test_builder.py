@@ -9,7 +9,10 @@ import pytest
 from keras_squeezetime import SqueezeTime, preprocess_input
 from tests.helpers import damp_batch_norm, varied_clips
 
+# Outputs by direct calls: `predict` first traces a function for each model, which costs
+# several calls here and is not what these tests check.
 SMALL = dict(input_shape=(4, 64, 64, 3), width_multiplier=0.25)
+TINY_FAST = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1))
 
 
 def _trainable(model) -> int:
@@ -52,23 +55,24 @@ def test_output_shapes(kwargs, expected):
     model = SqueezeTime(**{**SMALL, **kwargs})
     assert model.output_shape == expected
     batch = np.random.default_rng(0).uniform(0, 255, (2, *model.input_shape[1:])).astype("float32")
-    assert model.predict(batch, verbose=0).shape == (2, *expected[1:])
+    assert np.asarray(model(batch)).shape == (2, *expected[1:])
 
 
 def test_softmax_head_outputs_probabilities():
     model = SqueezeTime(**SMALL, num_classes=5)
-    probs = model.predict(np.full((3, 4, 64, 64, 3), 100.0, "float32"), verbose=0)
+    probs = np.asarray(model(np.full((3, 4, 64, 64, 3), 100.0, "float32")))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_include_preprocessing_equals_preprocess_input():
-    with_prep = SqueezeTime(**SMALL, num_classes=3, classifier_activation=None)
-    without = SqueezeTime(**SMALL, num_classes=3, classifier_activation=None, include_preprocessing=False)
+    # The normalisation is per pixel: the tiny model shows it.
+    with_prep = SqueezeTime(**TINY_FAST, num_classes=3, classifier_activation=None)
+    without = SqueezeTime(**TINY_FAST, num_classes=3, classifier_activation=None,
+                          include_preprocessing=False)
     without.set_weights(with_prep.get_weights())
-    pixels = np.random.default_rng(1).integers(0, 256, (2, 4, 64, 64, 3)).astype("float32")
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 4, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(
-        with_prep.predict(pixels, verbose=0),
-        without.predict(np.asarray(preprocess_input(pixels)), verbose=0),
+        np.asarray(with_prep(pixels)), np.asarray(without(np.asarray(preprocess_input(pixels)))),
         rtol=1e-6, atol=1e-5,
     )
 
@@ -139,24 +143,21 @@ def test_narrowest_width_and_numpy_class_count_build():
     assert model.output_shape == (None, 3)
 
 
-TINY_FAST = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(8, 4, 2, 1))
-
-
 @pytest.mark.parametrize("kwargs", [dict(num_classes=3), dict(include_top=False, pooling="max")])
 def test_model_is_channels_last_whatever_the_global_image_data_format(kwargs, tmp_path):
     reference = SqueezeTime(**TINY_FAST, **kwargs)
     damp_batch_norm(reference, seed=0)
     reference.save(tmp_path / "reference.keras")
     clips = varied_clips(2, frames=4, size=32, seed=0)
-    expected = reference.predict(clips, verbose=0)
+    expected = np.asarray(reference(clips))
     keras.config.set_image_data_format("channels_first")
     try:
         model = SqueezeTime(**TINY_FAST, **kwargs)
         model.set_weights(reference.get_weights())
-        np.testing.assert_array_equal(model.predict(clips, verbose=0), expected)
+        np.testing.assert_array_equal(np.asarray(model(clips)), expected)
         # Loading recreates the blocks' inner layers, under the global setting too.
         loaded = keras.saving.load_model(tmp_path / "reference.keras", safe_mode=True)
-        np.testing.assert_array_equal(loaded.predict(clips, verbose=0), expected)
+        np.testing.assert_array_equal(np.asarray(loaded(clips)), expected)
     finally:
         keras.config.set_image_data_format("channels_last")
 
@@ -166,7 +167,7 @@ def test_head_output_is_float32_under_mixed_precision():
     try:
         model = SqueezeTime(**TINY_FAST, num_classes=400)
         assert model.get_layer("stage1_block1").ctl.temporal_focus.fc1.compute_dtype == "bfloat16"
-        probs = model.predict(varied_clips(2, frames=4, size=32, seed=1), verbose=0)
+        probs = np.asarray(model(varied_clips(2, frames=4, size=32, seed=1)))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert model.output.dtype == "float32" and probs.dtype == np.float32

@@ -18,12 +18,17 @@ TINY = dict(input_shape=(4, 32, 32, 3), width_multiplier=0.25, pos_embed_sizes=(
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory):
+def run_model():
+    """The model `run_folder` holds (read only): what loading it must give back."""
+    return SqueezeTime(input_shape=(8, 64, 64, 3), num_classes=3, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def run_folder(run_model, tmp_path_factory):
     """model.keras, model.weights.h5 and config.json, as squeezetime-train leaves them."""
     folder = tmp_path_factory.mktemp("run")
-    model = SqueezeTime(input_shape=(8, 64, 64, 3), num_classes=3, **SMALL)
-    model.save(folder / "model.keras")
-    model.save_weights(folder / "model.weights.h5")
+    run_model.save(folder / "model.keras")
+    run_model.save_weights(folder / "model.weights.h5")
     write_model_config(folder, ModelConfig(
         frames=8, frame_interval=3, image_size=64, short_side=72, num_classes=3,
         class_names=("a", "b", "c"), width_multiplier=0.25, pos_embed_sizes=(16, 8, 4, 2),
@@ -63,9 +68,9 @@ def test_model_kind_of_every_source(run_folder, tmp_path):
         model_kind(tmp_path / "empty")
 
 
-def test_keras_kinds_carry_their_config(run_folder):
+def test_keras_kinds_carry_their_config(run_folder, run_model):
     clip = np.random.default_rng(0).uniform(0, 255, (1, 8, 64, 64, 3)).astype("float32")
-    expected = np.asarray(keras.saving.load_model(run_folder / "model.keras")(clip))
+    expected = np.asarray(run_model(clip))
     for source, kind in ((run_folder, "folder"), (run_folder / "model.keras", "keras"),
                          (run_folder / "model.weights.h5", "weights")):
         loaded = load_model(source)
@@ -143,14 +148,13 @@ def test_imagenet_preset_loads_what_fits_and_skips_the_rest(parity, release):
             np.testing.assert_array_equal(variable, loaded)  # loaded from the checkpoint
 
 
-def test_load_weights_into_from_weights_h5_of_another_head(run_folder):
+def test_load_weights_into_from_weights_h5_of_another_head(run_folder, run_model):
     target = SqueezeTime(input_shape=(8, 64, 64, 3), num_classes=7, **SMALL)
     with pytest.warns(UserWarning, match="does not fit"):
         report = load_weights_into(target, run_folder / "model.weights.h5")
     assert report["skipped"] == ["head/fc/bias", "head/fc/kernel"]
-    source = keras.saving.load_model(run_folder / "model.keras")
     np.testing.assert_array_equal(target.get_layer("stage3_block2").get_weights()[0],
-                                  source.get_layer("stage3_block2").get_weights()[0])
+                                  run_model.get_layer("stage3_block2").get_weights()[0])
     (run_folder / "model.weights.h5").rename(run_folder / "moved.weights.h5")
     try:
         with pytest.raises(FileNotFoundError, match="model.weights.h5"):

@@ -6,9 +6,12 @@ import csv
 import json
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
+
+from tests.helpers.cli_runs import cli_runs
 
 BIAS = np.array([0.5, 2.5, -1.0])
 NAMES = ["swim", "dance", "climb"]
@@ -44,6 +47,38 @@ def model_dir(tmp_path_factory):
         "frames": 8, "frame_interval": 4, "image_size": 64, "short_side": 64, "num_classes": 3,
         "width_multiplier": 0.25, "class_names": NAMES}))
     return folder
+
+
+@pytest.fixture(scope="module")
+def failures(model_dir, parity, tmp_path_factory):
+    """The failing runs the tests below check, in one process: `results[name]`, and the
+    folder `tmp` their files are in. Tests only read them."""
+    from keras_squeezetime.video.writer import write_video
+
+    tmp = tmp_path_factory.mktemp("failures")
+    # Real H.264 videos, as `make_video` and `make_broken_file("truncated")` write them.
+    frames = np.random.default_rng(0).integers(0, 256, (20, 64, 80, 3), dtype=np.uint8)
+    video, truncated = tmp / "clip.mp4", tmp / "truncated.mp4"
+    write_video(video, frames, fps=10)
+    write_video(truncated, frames)
+    truncated.write_bytes(truncated.read_bytes()[:truncated.stat().st_size // 2])
+    (tmp / "model.onnx").write_bytes(b"onnx")
+    (tmp / "labels.txt").write_text("jump\nrun\nsit\n")
+    none = tmp / "none.keras"
+    runs = {
+        "missing_video": [tmp / "missing.mp4", "--model", model_dir],
+        "truncated_video": [truncated, "--model", model_dir],
+        "timeline_clash": [tmp / "a" / "0.mp4", tmp / "b" / "0.mp4", "--model", none, "--long",
+                           "--output", tmp / "out"],
+        "num_clips_with_long": [tmp / "a.mp4", "--model", none, "--long", "--num-clips=3"],
+        "window_flags_without_long": [tmp / "a.mp4", "--model", none, "--window-stride=8",
+                                      "--output", tmp / "other_out"],
+        "onnx_model": [video, "--model", tmp / "model.onnx"],
+        "missing_model": [video, "--model", tmp / "nope.keras"],
+        "no_model": [video],
+        "label_count": [video, "--model", parity["pth"], f"--labels={tmp / 'labels.txt'}"],
+    }
+    return types.SimpleNamespace(results=cli_runs("keras_squeezetime.cli.predict", runs), tmp=tmp)
 
 
 @pytest.fixture
@@ -151,48 +186,40 @@ def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(model_dir
     assert [w["start_frame"] for w in timeline["windows"]] == [0, 5]
 
 
-def test_missing_and_corrupt_videos(model_dir, make_broken_file, tmp_path):
-    result = _predict(tmp_path / "missing.mp4", "--model", model_dir)
+def test_missing_and_corrupt_videos(failures):
+    result = failures.results["missing_video"]
     _assert_one_error_line(result, "missing.mp4", "no such file")
     assert result.returncode == 1 and result.stdout == ""
-    result = _predict(make_broken_file("truncated"), "--model", model_dir)
-    _assert_one_error_line(result, "truncated.mp4")
+    _assert_one_error_line(failures.results["truncated_video"], "truncated.mp4")
 
 
-def test_long_refuses_videos_whose_timelines_would_overwrite_each_other(tmp_path):
+def test_long_refuses_videos_whose_timelines_would_overwrite_each_other(failures):
     # Checked before anything loads: the model does not even exist.
-    result = _predict(tmp_path / "a" / "0.mp4", tmp_path / "b" / "0.mp4", "--model",
-                      tmp_path / "none.keras", "--long", "--output", tmp_path / "out")
+    result = failures.results["timeline_clash"]
     _assert_one_error_line(result, "a/0.mp4 and ", "b/0.mp4 would write the same timeline")
-    assert result.returncode == 2 and not (tmp_path / "out").exists()
+    assert result.returncode == 2 and not (failures.tmp / "out").exists()
 
 
-def test_flags_that_would_be_ignored_are_refused(tmp_path):
+def test_flags_that_would_be_ignored_are_refused(failures):
     # Checked before anything loads: the model does not even exist.
-    result = _predict(tmp_path / "a.mp4", "--model", tmp_path / "none.keras", "--long",
-                      "--num-clips=3")
-    _assert_one_error_line(result, "--num-clips averages clips over a whole video")
-    result = _predict(tmp_path / "a.mp4", "--model", tmp_path / "none.keras",
-                      "--window-stride=8", "--output", tmp_path / "out")
+    _assert_one_error_line(failures.results["num_clips_with_long"],
+                           "--num-clips averages clips over a whole video")
+    result = failures.results["window_flags_without_long"]
     _assert_one_error_line(result, "--window-stride, --output only apply with --long")
     assert result.returncode == 2
 
 
-def test_wrong_model_kind_and_missing_model(video, tmp_path):
-    onnx = tmp_path / "model.onnx"
-    onnx.write_bytes(b"onnx")
-    result = _predict(video, "--model", onnx)
+def test_wrong_model_kind_and_missing_model(failures):
+    result = failures.results["onnx_model"]
     _assert_one_error_line(result, "model.onnx", ".keras", ".tflite", ".pth")
     assert result.returncode == 2
-    _assert_one_error_line(_predict(video, "--model", tmp_path / "nope.keras"), "does not exist")
-    result = _predict(video)
+    _assert_one_error_line(failures.results["missing_model"], "does not exist")
+    result = failures.results["no_model"]
     assert result.returncode != 0 and "--model" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_label_count_mismatch(parity, video, tmp_path):
-    labels = tmp_path / "labels.txt"
-    labels.write_text("jump\nrun\nsit\n")
-    result = _predict(video, "--model", parity["pth"], f"--labels={labels}")
+def test_label_count_mismatch(failures):
+    result = failures.results["label_count"]
     _assert_one_error_line(result, "has 3 names", "predicts 10 classes")
     assert result.returncode == 2

@@ -6,15 +6,55 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
+
+from tests.helpers.cli_runs import cli_runs
 
 
 def _cli(*args, env=None):
     code = "from keras_squeezetime.tflite.cli.export import run; run()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=None if env is None else {**os.environ, **env}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def early_failures(run_dir, video_dataset, tmp_path_factory):
+    """The failing runs the tests below check, each with its own empty folder `folders[name]`
+    for its output; `results[name]` its result. Tests only read them."""
+    folders = {name: tmp_path_factory.mktemp(name) for name in (
+        "bad_variants", "existing_folder", "single_variant", "list_not_txt", "clip_flags")}
+    model = str(run_dir / "model.keras")
+    variants = str(folders["bad_variants"] / "variants")
+    (folders["existing_folder"] / "q").mkdir()
+    listing = folders["list_not_txt"] / "list.lst"
+    listing.write_text("".join(
+        f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}\n"
+        for line in (video_dataset / "val_list.txt").read_text().splitlines()))
+    single = folders["single_variant"]
+    runs = {
+        "int4": ["--model", str(run_dir), "--quantization", "float32,int4", "--output", variants],
+        "int8_no_data": ["--model", str(run_dir), "--quantization", "float32,int8",
+                         "--output", variants],
+        "layout": ["--model", str(run_dir), "--input-layout", "nchw", "--output", variants],
+        "target": ["--model", str(run_dir), "--quantization", "float32", "--target-agreement",
+                   "0.98", "--output", variants],
+        "existing_folder": ["--model", model, "--quantization", "float32",
+                            "--output", str(folders["existing_folder"] / "q")],
+        "output_folder": ["--model", model, "--quantization", "float32",
+                          "--output", f"{single / 'outdir'}{os.sep}"],
+        "output_not_tflite": ["--model", model, "--quantization", "float32",
+                              "--output", str(single / "k400")],
+        "list_not_txt": ["--model", model, "--quantization", "int8", "--representative-data",
+                         str(listing), "--output",
+                         str(folders["list_not_txt"] / "out" / "model_int8.tflite")],
+        "frames_0": ["--model", "any.keras", "--frames", "0",
+                     "--output", str(folders["clip_flags"] / "m.tflite")],
+    }
+    return types.SimpleNamespace(results=cli_runs("keras_squeezetime.tflite.cli.export", runs),
+                                 folders=folders)
 
 
 @pytest.mark.slow
@@ -102,30 +142,28 @@ def test_missing_and_broken_listed_videos_are_skipped_or_named(run_dir, video_da
     assert not os.path.exists(out)
 
 
-def test_bad_variant_lists_write_nothing(run_dir, tmp_path):
+def test_bad_variant_lists_write_nothing(early_failures):
     """A bad item, or int8 without calibration data, fails before any conversion."""
-    out = tmp_path / "variants"
-    bad = _cli("--model", str(run_dir), "--quantization", "float32,int4", "--output", str(out))
+    runs = early_failures.results
+    bad = runs["int4"]
     assert bad.returncode != 0
     assert "unknown quantization 'int4'" in bad.stderr
     assert "float32, float16, float16-compute, dynamic, int8 or all" in bad.stderr
-    no_data = _cli("--model", str(run_dir), "--quantization", "float32,int8", "--output", str(out))
+    no_data = runs["int8_no_data"]
     assert no_data.returncode != 0 and "int8 needs --representative-data" in no_data.stderr
-    layout = _cli("--model", str(run_dir), "--input-layout", "nchw", "--output", str(out))
+    layout = runs["layout"]
     assert layout.returncode != 0 and "frames" in layout.stderr and "stacked" in layout.stderr
-    target = _cli("--model", str(run_dir), "--quantization", "float32", "--target-agreement",
-                  "0.98", "--output", str(out))
+    target = runs["target"]
     assert target.returncode != 0 and "--target-agreement applies to int8" in target.stderr
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(early_failures.folders["bad_variants"]) == []
 
 
-def test_existing_folder_as_output_is_a_usage_error(run_dir, tmp_path):
+def test_existing_folder_as_output_is_a_usage_error(early_failures):
     """One quantization into an existing folder: exit 2 before any work, the folder named,
     no traceback, nothing written (neither a model nor a stray labels file)."""
+    tmp_path = early_failures.folders["existing_folder"]
     folder = tmp_path / "q"
-    folder.mkdir()
-    failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "float32",
-                  "--output", str(folder))
+    failed = early_failures.results["existing_folder"]
     assert failed.returncode == 2, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr
     assert (f"Output {folder} is an existing folder; name the .tflite file to write"
@@ -133,19 +171,19 @@ def test_existing_folder_as_output_is_a_usage_error(run_dir, tmp_path):
     assert os.listdir(tmp_path) == ["q"] and os.listdir(folder) == []
 
 
-def test_single_variant_output_must_name_a_tflite_file(run_dir, tmp_path):
+def test_single_variant_output_must_name_a_tflite_file(early_failures):
     """One quantization into `outdir/` (not yet a folder) or a name without .tflite: exit 2
     before any work, saying what to pass; no file `outdir` (nor `outdir.labels.txt`)."""
-    for output, message in [
-            (f"{tmp_path / 'outdir'}{os.sep}",
+    tmp_path = early_failures.folders["single_variant"]
+    for run, message in [
+            ("output_folder",
              f"Output {tmp_path / 'outdir'}{os.sep} names a folder, but one quantization "
              f"writes one .tflite file: name it, e.g. {tmp_path / 'outdir' / 'model.tflite'}."),
-            (str(tmp_path / "k400"),
+            ("output_not_tflite",
              f"Output {tmp_path / 'k400'} does not end in .tflite: one quantization writes the "
              f".tflite file --output names (e.g. {tmp_path / 'k400'}.tflite); several write "
              "into the folder it names.")]:
-        failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "float32",
-                      "--output", output)
+        failed = early_failures.results[run]
         assert failed.returncode == 2, failed.stderr[-3000:]
         assert "Traceback" not in failed.stderr
         assert failed.stderr.strip().splitlines()[-1] == message
@@ -179,16 +217,12 @@ def test_preset_not_downloadable_is_one_line(quantization, tmp_path):
         assert lines[-1] == errors[0] and not out.exists()
 
 
-def test_representative_list_not_named_txt_is_named(run_dir, video_dataset, tmp_path):
+def test_representative_list_not_named_txt_is_named(early_failures):
     """A video list under another extension is not read as a broken TFRecord: a one-line
     error naming it and saying lists end in .txt, exit 2, nothing written."""
+    tmp_path = early_failures.folders["list_not_txt"]
     listing = tmp_path / "list.lst"
-    listing.write_text("".join(
-        f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}\n"
-        for line in (video_dataset / "val_list.txt").read_text().splitlines()))
-    out = tmp_path / "out" / "model_int8.tflite"
-    failed = _cli("--model", str(run_dir / "model.keras"), "--quantization", "int8",
-                  "--representative-data", str(listing), "--output", str(out))
+    failed = early_failures.results["list_not_txt"]
     assert failed.returncode == 2, failed.stderr[-3000:]
     assert "Traceback" not in failed.stderr
     message = failed.stderr.strip().splitlines()[-1]
@@ -198,8 +232,8 @@ def test_representative_list_not_named_txt_is_named(run_dir, video_dataset, tmp_
     assert os.listdir(tmp_path) == ["list.lst"]
 
 
-def test_clip_flags_are_bounded_as_in_the_other_tools(tmp_path):
-    failed = _cli("--model", "any.keras", "--frames", "0", "--output", str(tmp_path / "m.tflite"))
+def test_clip_flags_are_bounded_as_in_the_other_tools(early_failures):
+    failed = early_failures.results["frames_0"]
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert "flag --frames=0: 0 is not a positive integer" in failed.stderr
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(early_failures.folders["clip_flags"]) == []
