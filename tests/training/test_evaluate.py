@@ -251,18 +251,6 @@ def test_cli_errors_are_clean(flags, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cli_writes_metrics(keras_model, records, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_squeezetime.training.cli.evaluate",
-         f"--model={keras_model}", f"--data={records}", "--views=1x3", f"--output={tmp_path}"],
-        capture_output=True, text=True, timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert summary["top1"] == saved["top1"] and saved["views"] == {"clips": 1, "crops": 3}
-
-
 def _hmdb51_model_folder(folder: pathlib.Path) -> pathlib.Path:
     """A model folder trained at 32 px whose config.json records HMDB51's test protocol
     (2 clips x 3 crops of 286 at short side 286, as the official config tests)."""
@@ -278,6 +266,8 @@ def _hmdb51_model_folder(folder: pathlib.Path) -> pathlib.Path:
 
 
 def test_hmdb51_protocol_from_config_json_by_default_and_flags_override(records, tmp_path):
+    """In-process from config.json; then `squeezetime-evaluate` with flags over it, which
+    also checks that the CLI writes metrics.json and prints its summary."""
     folder = _hmdb51_model_folder(tmp_path / "hmdb51_model")
 
     metrics = evaluate_model(str(folder), records, batch_size=2, max_batches=1)
@@ -299,7 +289,9 @@ def test_hmdb51_protocol_from_config_json_by_default_and_flags_override(records,
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
     saved = json.loads((tmp_path / "flags" / "metrics.json").read_text())
+    assert summary["top1"] == saved["top1"] and summary["views"] == saved["views"]
     assert saved["input_shape"] == [4, 32, 32, 3] and saved["clips_scored"] == 7 * 3
     assert saved["views"] == {"clips": 1, "crops": 3} and saved["num_videos"] == 7
     assert saved["sampling"] == {"frames": 4, "frame_interval": 2, "image_size": 32,
