@@ -89,7 +89,8 @@ def floor(module: str) -> str:
 
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
-    return getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING"
+    return (getattr(test, "id", None) == "TYPE_CHECKING"
+            or getattr(test, "attr", None) == "TYPE_CHECKING")
 
 
 def imports_of(module: str) -> list[Import]:

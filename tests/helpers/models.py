@@ -107,8 +107,8 @@ def discriminating_model(
     features vary with the clip by O(1) relative to their size (well conditioned: no
     cancellation amplifies float rounding); the head cuts the features' main direction of
     variation into `num_classes` intervals holding equal shares of those clips, with
-    logits spread by about 2 across clips. Other clips (other seeds) then land in several classes with O(1)
-    logit differences; `assert_input_dependent` checks it.
+    logits spread by about 2 across clips. Other clips (other seeds) then land in several
+    classes with O(1) logit differences; `assert_input_dependent` checks it.
     """
     keras.utils.set_random_seed(seed)
     model = tiny_squeezetime(input_shape=(frames, size, size, 3), num_classes=num_classes,

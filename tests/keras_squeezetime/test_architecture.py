@@ -17,7 +17,8 @@ def test_every_named_layer_and_block_exists(model):
     names = {layer.name for layer in model.layers}
     assert {arch.INPUT_NAME, arch.NORMALIZATION, arch.SQUEEZE, arch.STEM_PAD, arch.STEM_CONV,
             arch.STEM_BN, arch.STEM_RELU, arch.POOL_PAD, arch.POOL, arch.HEAD} <= names
-    assert [n for n in (layer.name for layer in model.layers) if "_block" in n] == arch.block_names()
+    assert ([n for n in (layer.name for layer in model.layers) if "_block" in n]
+            == arch.block_names())
     assert len(arch.block_names()) == sum(arch.STAGE_BLOCKS) == 16
     assert arch.LAST_BLOCK == "stage4_block3" and arch.stage_block_names(2) == [
         "stage2_block1", "stage2_block2", "stage2_block3", "stage2_block4"]

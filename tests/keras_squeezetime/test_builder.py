@@ -87,7 +87,8 @@ def test_input_tensor_and_use_as_backbone():
 
 def test_model_has_no_lambda_layers():
     model = SqueezeTime(**SMALL)
-    assert not [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Lambda)]
+    assert not [layer for layer in model._flatten_layers()
+                if isinstance(layer, keras.layers.Lambda)]
 
 
 @pytest.mark.parametrize(

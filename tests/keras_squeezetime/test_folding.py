@@ -23,7 +23,8 @@ def test_folded_parity_model_matches_official(parity, tmp_path):
         weights=parity["pth"],
     )
     folded = fold_batch_norm(model)
-    assert not [l for l in folded._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    assert not [layer for layer in folded._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization)]
     # 104 BNs (4 of them per block's moving statistics pair) are gone: far fewer variables.
     assert len(folded.weights) < len(model.weights) // 2
     logits = np.asarray(folded(parity["video"]))
@@ -44,7 +45,8 @@ def test_folded_preprocessing_matches_official_on_raw_pixels(parity):
     )
     folded = fold_batch_norm(model)
     assert folded.get_layer("normalization").folded
-    assert folded.get_layer("stem_bias").bias.shape[:2] == folded.get_layer("stem_conv").output.shape[1:3]
+    assert (folded.get_layer("stem_bias").bias.shape[:2]
+            == folded.get_layer("stem_conv").output.shape[1:3])
     pixels = parity["video"] * np.asarray(PIXEL_STD) + np.asarray(PIXEL_MEAN)
     assert _relative_error(np.asarray(folded(pixels)), parity["logits"]) <= LOGITS_TOLERANCE
     unfolded_input = fold_batch_norm(model, fold_preprocessing=False)
@@ -69,7 +71,8 @@ def test_folding_keeps_preprocessing_softmax_and_downsampling_paths():
     # statistics of real activations (taken from a batch, then perturbed) so the random
     # 16-block stack neither grows logits to where float rounding shows (~1e-4) nor fades
     # the input out, whatever the scale of the initial weights.
-    bns = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [layer for layer in model._flatten_layers()
+           if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in bns:
         layer.momentum = 0.0
     model(rng.uniform(0, 255, (8, 4, 64, 64, 3)).astype("float32"), training=True)

@@ -124,7 +124,8 @@ def test_preprocess_input_values_and_errors():
     out = np.asarray(preprocess_input(pixels))
     np.testing.assert_allclose(out[0, 0], 0.0, atol=1e-5)
     np.testing.assert_allclose(
-        out[0, 1], [(255 - 123.675) / 58.395, -116.28 / 57.12, (182.07 - 103.53) / 57.375], rtol=1e-5
+        out[0, 1], [(255 - 123.675) / 58.395, -116.28 / 57.12, (182.07 - 103.53) / 57.375],
+        rtol=1e-5,
     )
     with pytest.raises(ValueError, match="3 channels"):
         preprocess_input(np.zeros((2, 2, 4)))

@@ -103,4 +103,5 @@ def _one_op_model() -> bytes:
     def serve(x):
         return tf.nn.relu(x)
 
-    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()]).convert()
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()]).convert()

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def clips(tiny):
     return tiny.clips(16, seed=21)[0]
@@ -65,7 +64,7 @@ def test_bias_correction_cancels_the_channel_mean_errors_and_keeps_the_int8_grap
     stem = next(iter(before))
     assert "stem_conv" in stem
     assert np.abs(after[stem]).mean() < 0.3 * np.abs(before[stem]).mean(), (before[stem],
-                                                                             after[stem])
+                                                                            after[stem])
     sizeable = [n for n in before if np.abs(before[n]).mean() > 1e-3]
     shrunk = [n for n in sizeable if np.abs(after[n]).mean() < 0.5 * np.abs(before[n]).mean()]
     assert len(sizeable) > 10 and len(shrunk) >= 0.9 * len(sizeable), (len(shrunk), len(sizeable))

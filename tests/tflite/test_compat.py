@@ -73,8 +73,8 @@ def test_calibrate_then_quantize_with_a_float_node(tmp_path):
     assert len(conv_outputs) == 2 and all(t.type == int8 for t in conv_outputs)
 
     # Denied by the calibrated model's name of the second convolution's output.
-    second = [sg.tensors[op.outputs[0]].name.decode() for sg, op, name in flatbuffer.operators(model)
-              if name == "CONV_2D"][1]
+    second = [sg.tensors[op.outputs[0]].name.decode()
+              for sg, op, name in flatbuffer.operators(model) if name == "CONV_2D"][1]
     partly = flatbuffer.read(compat.mlir_quantize(calibrated, denylisted_nodes=[second]))
     types = [sg.tensors[op.outputs[0]].type for sg, op, name in flatbuffer.operators(partly)
              if name == "CONV_2D"]
@@ -99,7 +99,8 @@ def test_calibrated_ranges_are_read_replaced_and_quantised_over(tmp_path):
     kernel = np.random.default_rng(0).normal(0, 0.3, (3, 3, 4, 8)).astype(np.float32)
     relu = tf.nn.relu(tf.nn.conv2d(np.concatenate(_clips()), kernel, 1, "SAME")).numpy()
     low, high = compat.calibrated_range(tensors[first])
-    assert low == pytest.approx(relu.min(), abs=1e-5) and high == pytest.approx(relu.max(), rel=1e-5)
+    assert (low == pytest.approx(relu.min(), abs=1e-5)
+            and high == pytest.approx(relu.max(), rel=1e-5))
     weights = convs[0].inputs[1]
     assert compat.calibrated_range(tensors[weights]) is None
     with pytest.raises(ValueError, match="has no calibrated range"):

@@ -16,7 +16,8 @@ def model_bytes():
     def serve(x):
         return tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME"))
 
-    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()]).convert()
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()]).convert()
 
 
 def _run(model_bytes, x):

@@ -39,7 +39,8 @@ def test_stacked_channel_order_matches_the_squeeze():
 
     clip = np.random.default_rng(0).normal(size=(1, 5, 3, 3, 3)).astype(np.float32)
     squeezed = np.asarray(TimeToChannel()(clip))
-    np.testing.assert_array_equal(pack(clip, "stacked")[..., :], squeezed[..., stacked_channel_order(5)])
+    np.testing.assert_array_equal(pack(clip, "stacked")[..., :],
+                                  squeezed[..., stacked_channel_order(5)])
 
 
 @pytest.mark.parametrize("folded", [False, True])

@@ -44,7 +44,8 @@ def _ops_and_output(path, flatbuffer: bytes, clip: np.ndarray):
 
 
 @pytest.mark.parametrize("quantize, converted_op", [(False, "CAST"), (True, "QUANTIZE")])
-def test_rewrite_keeps_outputs_and_moves_the_input_op_into_xnnpack(tmp_path, quantize, converted_op):
+def test_rewrite_keeps_outputs_and_moves_the_input_op_into_xnnpack(tmp_path, quantize,
+                                                                   converted_op):
     from keras_squeezetime.tflite.input_ops import delegate_uint8_input
     from keras_squeezetime.tflite.model_ops import op_counts
 

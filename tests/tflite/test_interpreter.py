@@ -55,7 +55,6 @@ def test_undelegated_op_is_named_and_splits_the_graph(tmp_path):
     assert np.isfinite(model.run(clip)["probabilities"]).all()
 
 
-
 def test_model_config_of_a_tflite_file(tiny, tmp_path):
     """config.json beside the file < settings embedded at export < what the file fixes."""
     from keras_squeezetime.model_config import ModelConfig, write_model_config

@@ -15,7 +15,8 @@ def model_bytes():
     def serve(x):
         return tf.nn.relu(x)
 
-    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()]).convert()
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()]).convert()
 
 
 def test_embed_and_read_back(model_bytes):

@@ -19,7 +19,8 @@ def model_bytes():
         y = tf.nn.conv2d(x, kernel, 1, "SAME")
         return tf.reduce_mean(tf.nn.relu(y + shift) * y, axis=(1, 2))
 
-    return tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()]).convert()
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [serve.get_concrete_function()]).convert()
 
 
 def test_single_op_model_computes_the_op(model_bytes):

@@ -10,7 +10,8 @@ def test_table_shows_latency_and_xnnpack_delegation():
 
     base = {"size_bytes": 2_500_000, "top1": 0.75, "latency_ms": {"median": 12.5, "p90": 13.0}}
     table = markdown_table([
-        {"variant": "int8", **base, "xnnpack": {"partitions": 8, "ops_outside": {"ADD": 6, "SOFTMAX": 1}}},
+        {"variant": "int8", **base,
+         "xnnpack": {"partitions": 8, "ops_outside": {"ADD": 6, "SOFTMAX": 1}}},
         {"variant": "fp32", **base, "xnnpack": {"partitions": 1, "ops_outside": {}}},
         {"variant": "old", **base},
     ]).splitlines()

@@ -1,4 +1,5 @@
-"""`squeezetime-export`'s library: variant lists, file names, and one variant from each model kind."""
+"""`squeezetime-export`'s library: variant lists, file names, and one variant from each
+model kind."""
 
 from __future__ import annotations
 

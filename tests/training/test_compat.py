@@ -132,7 +132,8 @@ def test_clip_after_all_reduce_on_two_replicas_matches_one_device(optimizer):
     run = subprocess.run([sys.executable, "-c", _TWO_REPLICAS, optimizer], capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
-    line = next(l for l in run.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(out_line for out_line in run.stdout.splitlines()
+                if out_line.startswith("RESULT "))
     one, two = json.loads(line[len("RESULT "):])
     for a, b in zip(one, two):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)

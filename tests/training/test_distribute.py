@@ -136,7 +136,7 @@ def single_device_losses(records, tmp_path_factory) -> list[float]:
 
 @pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(records, single_device_losses,
-                                                        tmp_path):
+                                                         tmp_path):
     output = tmp_path / "mirrored"
     _run("two-cpus", *COMMON_FLAGS, *DISTRIBUTED_FLAGS, "--strategy=mirrored",
          f"--train-data={records['one_shard']}", f"--val-data={records['val']}",
@@ -156,7 +156,7 @@ def test_two_workers_match_one_device(records, single_device_losses, tmp_path):
     for index in range(2):
         env = dict(os.environ)
         env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker",
-                                                                     "index": index}})
+                                                                    "index": index}})
         workers.append(subprocess.Popen(
             _runner("one-cpu", *COMMON_FLAGS, *DISTRIBUTED_FLAGS, "--strategy=multi_worker",
                     f"--train-data={records['two_shards']}", f"--output={multi}"),

@@ -221,7 +221,7 @@ def test_official_pth_checkpoint(tmp_path_factory, tmp_path):
     assert relative_error(logits(reference, pixels), official_logits) <= LOGITS_TOLERANCE
     expected = np.stack([
         _softmax(logits(reference, _views(jpegs, clips=1, frames=16, interval=1, short_side=112,
-                                            size=112)))
+                                          size=112)))
         .mean(axis=0) for jpegs in videos])
     # Guard: the videos score apart (8e-3) far beyond the tolerance, which is about twice
     # the 5.2e-7 measured: the row of the other video fails.
@@ -350,7 +350,8 @@ def test_views_average_probabilities_not_logits(tmp_path):
 
 def _corrupt_payload(path: pathlib.Path, serialized: list[bytes], index: int) -> None:
     """Flips a byte inside record `index`'s data: its CRC no longer matches."""
-    offset = sum(12 + len(data) + 4 for data in serialized[:index]) + 12 + len(serialized[index]) // 2
+    offset = (sum(12 + len(data) + 4 for data in serialized[:index]) + 12
+              + len(serialized[index]) // 2)
     raw = bytearray(path.read_bytes())
     raw[offset] ^= 0xFF
     path.write_bytes(bytes(raw))
@@ -386,7 +387,8 @@ def test_corrupt_records_are_skipped_and_reported(keras_model, tmp_path, caplog)
     ]
     with np.load(tmp_path / "predictions.npz") as data:
         np.testing.assert_array_equal(np.sort(data["labels"]), [0, 0, 1, 1])
-    warnings = [r.getMessage() for r in caplog.records if "Skipped corrupt record" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records
+                if "Skipped corrupt record" in r.getMessage()]
     assert len(warnings) == 3 and "a.tfrecord" in warnings[0]
     assert json.loads((tmp_path / "metrics.json").read_text())["num_skipped"] == 3
 

@@ -22,7 +22,6 @@ from keras_squeezetime.training.records import parse_sequence_example
 from tests.helpers.class_mix import expected_distinct_classes
 
 
-
 def read_records(output: str) -> list[dict]:
     """Every record of every finished shard under `output`, frames via tf.io.decode_jpeg."""
     clips = []

@@ -32,6 +32,8 @@ TINY_FLAGS = [
     "--num-classes=8", "--frames=4", "--frame-interval=2", "--image-size=32", "--short-side=40",
     "--width-multiplier=0.25", "--batch-size=4", "--nohflip", "--seed=1", "--data-threads=1",
 ]
+
+
 @pytest.fixture(scope="module")
 def tiny_records(tmp_path_factory) -> dict[str, str]:
     """TFRecord patterns of 16 train / 8 val synthetic clips, plus the class file."""
@@ -43,11 +45,11 @@ def tiny_records(tmp_path_factory) -> dict[str, str]:
     summary = generate_synthetic_dataset(root / "videos", 2, 1, num_frames=12, height=48, width=64)
     patterns = {"classes": summary["classes_file"]}
     for split in ("train", "val"):
-        entries = parse_video_list(summary[f"{split}_list"], root / "videos", summary["classes_file"])
+        entries = parse_video_list(summary[f"{split}_list"], root / "videos",
+                                   summary["classes_file"])
         prepare_dataset(entries, str(root / split), short_side=None, max_frames=None, shard_size=8)
         patterns[split] = str(root / split / "*.tfrecord")
     return patterns
-
 
 
 def test_labels_are_checked_against_the_names_the_records_carry(tmp_path):

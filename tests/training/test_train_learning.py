@@ -205,7 +205,8 @@ def test_compile_for_training_sets_xla_and_builds_the_optimizer():
         assert len(model.optimizer.variables) >= 2 * len(model.trainable_variables)
 
 
-@pytest.mark.extra_large  # ~90-130 s of XLA compilation on 2 cores; the test above is the fast check
+# ~90-130 s of XLA compilation on 2 cores; the test above is the fast check
+@pytest.mark.extra_large
 def test_jit_compile_compiles_the_train_step_with_xla(tinted_records, tmp_path):
     flags = [f"--train-data={tinted_records['train']}", "--epochs=1", "--steps-per-epoch=1",
              *LEARN_FLAGS]

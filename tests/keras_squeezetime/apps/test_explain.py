@@ -87,7 +87,8 @@ def test_explicit_class_and_tflite_rejection(official, explanation, tmp_path):
     assert cam.shape == (64, 64) and np.isfinite(cam).all()
     with pytest.raises(ValueError, match=r"class_index 10 is out of range.*\[0, 10\)"):
         explain_clip(official.keras_model, explanation.frames.astype("float32"), class_index=10)
-    with pytest.raises(ValueError, match="model.tflite is a .tflite export, which has no gradients"):
+    with pytest.raises(ValueError,
+                       match="model.tflite is a .tflite export, which has no gradients"):
         explain_video(tmp_path / "clip.mp4", tmp_path / "model.tflite")
 
 

@@ -85,8 +85,8 @@ def test_head_bias_decides_a_saved_model(tmp_path, textured_video):
     np.testing.assert_array_equal(result.frame_indices[0], [15, 18, 21, 24])
 
 
-def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(make_overcounted_video,
-                                                                    tmp_path):
+def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(
+        make_overcounted_video, tmp_path):
     # Frame i is PALETTE[i % 12]; the header claims 40 frames, 20 decode.
     video = make_overcounted_video(num_frames=40, keep=20, height=32, width=32)
     folder = tmp_path / "run"

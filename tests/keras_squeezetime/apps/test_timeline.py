@@ -23,7 +23,8 @@ def test_merge_segments_merges_runs_and_applies_thresholds():
     # Centres 10..60: boundaries halfway between centres, first start and last end.
     merged = merge_segments(probabilities, starts, ends, fps=10, class_names=["walk", "run"])
     assert [(s.label, s.start_frame, s.end_frame, s.first_window, s.last_window)
-            for s in merged] == [("walk", 0, 25, 0, 1), ("run", 25, 55, 2, 4), ("walk", 55, 70, 5, 5)]
+            for s in merged] == [("walk", 0, 25, 0, 1), ("run", 25, 55, 2, 4),
+                                 ("walk", 55, 70, 5, 5)]
     assert merged[1].start_time == 2.5 and merged[1].end_time == 5.5
     assert merged[0].score == pytest.approx(0.85) and merged[1].score == pytest.approx(0.7)
     # An uncertain window (0.6 < 0.65) splits the run; the last window (0.55) is dropped.

@@ -159,9 +159,8 @@ def test_long_writes_a_timeline(model_dir, video, tmp_path):
     assert (out / "clip.timeline.png").stat().st_size > 1000
 
 
-def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(model_dir,
-                                                                    make_overcounted_video,
-                                                                    tmp_path):
+def test_a_header_that_over_counts_predicts_from_the_frames_that_exist(
+        model_dir, make_overcounted_video, tmp_path):
     """As OpenCV's tree.avi (header 444 frames, 68 decode): clips and windows from 20 frames."""
     video = make_overcounted_video(num_frames=40, keep=20, height=64, width=80)
     result = _predict(video, "--model", model_dir, "--json")

@@ -130,8 +130,8 @@ def test_files_lists_and_classes_are_consistent(dataset):
         manifest = json.load(handle)
     assert manifest["complete"] and manifest["seed"] == 3
     assert manifest["num_videos"] == {"train": 16, "val": 8}
-    assert (manifest["num_frames"], manifest["height"], manifest["width"]) == (FRAMES, HEIGHT,
-                                                                             WIDTH)
+    assert (manifest["num_frames"], manifest["height"], manifest["width"]) == (
+        FRAMES, HEIGHT, WIDTH)
     # No stray temporary files are left beside the videos.
     leftovers = [n for _, _, names in os.walk(out) for n in names if "partial" in n]
     assert leftovers == []

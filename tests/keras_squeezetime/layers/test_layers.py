@@ -93,7 +93,8 @@ def test_head_activation_can_be_switched_to_logits():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     head.activation = keras.activations.linear
     logits = np.asarray(head(x))
-    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), probs, rtol=1e-5)
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), probs,
+                               rtol=1e-5)
 
 
 def test_temporal_focus_gates_lie_in_unit_interval():

@@ -16,7 +16,6 @@ from keras_squeezetime.video import (
 )
 
 
-
 @pytest.mark.parametrize(
     "name, codec",
     [("h264.mp4", "h264"), ("vp9.webm", "vp9"), ("mjpeg.avi", "mjpeg"), ("mpeg4.mkv", "mpeg4")],
@@ -237,7 +236,8 @@ def test_cover_art_is_not_a_video_and_a_thumbnail_track_is_passed_over(tmp_path,
     thumb = make_video("thumb.avi", num_frames=1, codec="mjpeg")
     movie = make_video("movie.mp4", num_frames=12)
     both = tmp_path / "both.mkv"
-    with av.open(str(both), "w") as out, av.open(str(thumb)) as first, av.open(str(movie)) as second:
+    with av.open(str(both), "w") as out, av.open(str(thumb)) as first, \
+            av.open(str(movie)) as second:
         streams = [out.add_stream_from_template(source.streams.video[0])
                    for source in (first, second)]
         for source, stream in zip((first, second), streams):

@@ -17,8 +17,6 @@ from tests.helpers.parity import LOGITS_TOLERANCE, relative_error
 SMALL = dict(input_shape=(16, 112, 112, 3), width_multiplier=0.25, include_preprocessing=False)
 
 
-
-
 @pytest.fixture
 def offline_release(parity, tmp_path, monkeypatch):
     """A local 'release' directory served through file://, and an empty Keras cache."""
@@ -54,7 +52,8 @@ def test_other_class_count_keeps_backbone_and_warns(parity):
 
 def test_frame_count_mismatch_names_both_counts(parity):
     with pytest.raises(ValueError, match=r"takes 16 frames.*\(16, 48, 5, 5\).*takes 8 frames"):
-        SqueezeTime(**{**SMALL, "input_shape": (8, 112, 112, 3)}, num_classes=10, weights=parity["pth"])
+        SqueezeTime(**{**SMALL, "input_shape": (8, 112, 112, 3)}, num_classes=10,
+                    weights=parity["pth"])
 
 
 def test_width_mismatch_names_both_widths(parity):

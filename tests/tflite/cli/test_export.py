@@ -104,7 +104,7 @@ def test_too_few_calibration_clips_fails_and_leaves_nothing(run_dir, video_datas
 
 @pytest.mark.slow
 def test_missing_and_broken_listed_videos_are_skipped_or_named(run_dir, video_dataset,
-                                                             make_broken_file, tmp_path):
+                                                               make_broken_file, tmp_path):
     """A representative list naming a path that does not exist and a truncated mp4 (its
     index lost), between real H.264 videos: skipped with a warning while enough clips
     remain, else a message naming them; never a traceback."""
