@@ -45,7 +45,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
-    clips = rng.uniform(0, 255, (8, args.frames, args.image_size, args.image_size, 3)).astype("float32")
+    shape = (8, args.frames, args.image_size, args.image_size, 3)
+    clips = rng.uniform(0, 255, shape).astype("float32")
     labels = rng.integers(0, args.classes, 8)
     for freeze in (False, True):
         model = build_classifier(args.frames, args.image_size, args.classes, args.width,

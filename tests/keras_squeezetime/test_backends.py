@@ -58,8 +58,8 @@ print(json.dumps(report))
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_backend_reproduces_the_official_model_and_trains_without_tensorflow(backend,
-                                                                               parity_dir):
+def test_backend_reproduces_the_official_model_and_trains_without_tensorflow(
+        backend, parity_dir):
     # jax and torch are in the [test] extra: a missing one fails the run, not a skip.
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
     stem = str(parity_dir / "squeezetime_w0.25_f16_112px")
