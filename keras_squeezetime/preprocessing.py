@@ -12,6 +12,7 @@ import numpy as np
 from keras_squeezetime.architecture import NORMALIZATION, SQUEEZE
 from keras_squeezetime.functional_config import layer_entry, rewire
 from keras_squeezetime.layers.normalization import VideoNormalization, normalize_pixels
+from keras_squeezetime.weights.variables import copy_weights
 
 
 def preprocess_input(x: np.ndarray | Sequence | Any,
@@ -91,7 +92,5 @@ def with_preprocessing(model: keras.Model) -> keras.Model:
     squeeze["inbound_nodes"] = rewire(squeeze["inbound_nodes"], source, NORMALIZATION)
     config["layers"].insert(config["layers"].index(squeeze), entry)
     rebuilt = model.__class__.from_config(config)
-    for original in model.layers:
-        if original.weights:
-            rebuilt.get_layer(original.name).set_weights(original.get_weights())
+    copy_weights(model, rebuilt, allow_new_head=False)
     return rebuilt
