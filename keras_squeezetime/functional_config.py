@@ -26,6 +26,11 @@ def rewire(value: Any, old: str, new: str, shape: Sequence[int | None] | None = 
     return value
 
 
+def input_source(entry: dict) -> str:
+    """The name of the layer whose output is a config entry's first input."""
+    return entry["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0]
+
+
 def layer_entry(config: dict, name: str) -> dict:
     """The entry of layer `name` in a functional config's `layers`."""
     for entry in config["layers"]:

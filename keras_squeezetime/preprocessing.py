@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_squeezetime.architecture import NORMALIZATION, SQUEEZE
-from keras_squeezetime.functional_config import layer_entry, rewire
+from keras_squeezetime.functional_config import input_source, layer_entry, rewire
 from keras_squeezetime.layers.normalization import VideoNormalization, normalize_pixels
 from keras_squeezetime.weights.variables import copy_weights
 
@@ -83,7 +83,7 @@ def with_preprocessing(model: keras.Model) -> keras.Model:
             f"{model.name} takes normalised input (no VideoNormalization layer) and has no "
             f"top-level {SQUEEZE!r} layer to put one before: build its SqueezeTime with "
             f"include_preprocessing=True.") from None
-    source = squeeze["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0]
+    source = input_source(squeeze)
     layer = VideoNormalization(name=NORMALIZATION,
                                dtype=model.get_layer(SQUEEZE).dtype_policy)
     entry = keras.saving.serialize_keras_object(layer)

@@ -18,7 +18,7 @@ import copy
 import numpy as np
 
 from keras_squeezetime.architecture import NORMALIZATION, SQUEEZE, STEM_CONV, STEM_PAD
-from keras_squeezetime.functional_config import rewire
+from keras_squeezetime.functional_config import input_source, layer_entry, rewire
 
 FRAMES, STACKED = "frames", "stacked"
 LAYOUTS = (FRAMES, STACKED)
@@ -98,13 +98,13 @@ def stacked_model(model):
                          "stem: not a SqueezeTime classifier.")
     _, frames, height, width, channels = model.get_layer(SQUEEZE).input.shape
     config = copy.deepcopy(model.get_config())
-    squeeze = next(layer for layer in config["layers"] if layer["name"] == SQUEEZE)
+    squeeze = layer_entry(config, SQUEEZE)
     consumers = [layer["name"] for layer in config["layers"] if _reads(layer, SQUEEZE)]
     if consumers != [STEM_PAD] or [
             layer["name"] for layer in config["layers"] if _reads(layer, STEM_PAD)] != [STEM_CONV]:
         raise ValueError(f"{model.name}: the squeeze must feed '{STEM_PAD}' -> '{STEM_CONV}' "
                          f"alone; it feeds {consumers}.")
-    source = squeeze["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0]
+    source = input_source(squeeze)
     inputs = [layer["name"] for layer in config["layers"] if layer["class_name"] == "InputLayer"]
     if len(inputs) != 1:
         raise ValueError(f"{model.name} has {len(inputs)} inputs; a SqueezeTime model has one.")
