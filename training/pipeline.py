@@ -137,15 +137,21 @@ def list_record_files(pattern: str | Sequence[str]) -> list[str]:
     """Sorted files matching one glob pattern or several.
 
     Raises:
-      FileNotFoundError: no file matches.
+      FileNotFoundError: a pattern matches no file (a mistyped one among several would
+        otherwise leave its files out unsaid).
       ValueError: a matching `.txt` or `.csv` file is not a TFRecord file (an annotation
         list, which squeezetime-prepare turns into TFRecords). Other files are not opened
         here: a pattern may match thousands of remote shards.
     """
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    files = sorted({path for p in patterns for path in tf.io.gfile.glob(p)})
-    if not files:
+    matches = {p: tf.io.gfile.glob(p) for p in patterns}
+    unmatched = [p for p, found in matches.items() if not found]
+    if len(unmatched) == len(patterns):
         raise FileNotFoundError(f"No TFRecord files match {patterns}.")
+    if unmatched:
+        raise FileNotFoundError(f"No TFRecord files match {unmatched} (of the patterns "
+                                f"{patterns}).")
+    files = sorted({path for found in matches.values() for path in found})
     for path in files:
         if path.lower().endswith(_ANNOTATION_SUFFIXES):
             problem = record_file_problem(path)
@@ -302,6 +308,7 @@ def _records(
             records = records.map(_screened).ignore_errors(log_warning=True)
             if counted:
                 records = _counted(records, path, expected_count)
+            records = _opened_first(path, records)
         return records
 
     return dataset.interleave(
@@ -311,6 +318,20 @@ def _records(
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
+
+
+def _opened_first(path: tf.Tensor, records: tf.data.Dataset) -> tf.data.Dataset:
+    """`records`, after `path` is opened (one byte read) outside their `ignore_errors`.
+
+    A TFRecord reader that cannot open its file raises again at every next element without
+    moving on, so under `ignore_errors` a shard deleted or made unreadable during a run was
+    skipped forever: the run spun in place, logging. Opened here first, the file system's
+    error (NotFoundError, PermissionDeniedError, ...) ends the pipeline instead.
+    """
+    first_byte = tf.data.FixedLengthRecordDataset(path, record_bytes=1, buffer_size=1).take(1)
+    # Yields nothing; `flat_map` only gives the empty probe the records' element structure.
+    opened = first_byte.filter(lambda _: False).flat_map(lambda _: records)
+    return opened.concatenate(records)
 
 
 def _counted(records: tf.data.Dataset, path: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:

@@ -296,6 +296,63 @@ def test_class_sorted_shards_give_mixed_batches(tmp_path):
 def test_missing_files_raise(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"No TFRecord files match \[.*none-\*"):
         train_dataset(str(tmp_path / "none-*.tfrecord"), 2)
+    # One pattern of several matching nothing is named too, not left out unsaid.
+    found, typo = str(tmp_path / "found.tfrecord"), str(tmp_path / "fuond.tfrecord")
+    _write_labels(found, [0])
+    with pytest.raises(FileNotFoundError, match=rf"No TFRecord files match \['{typo}'\] \(of"):
+        train_dataset([found, typo], 1)
+
+
+# A shard deleted after the pipeline listed it; each pipeline's error or "HUNG" on stdout.
+# In a child process: a reader spinning on the missing file cannot be stopped in-process.
+_DELETED_SHARD_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, threading
+    import tensorflow as tf
+    from keras_squeezetime.training.pipeline import PipelineConfig, eval_dataset, train_dataset
+    from keras_squeezetime.training.tf_errors import tf_error_text
+    kept, deleted = sys.argv[1:3]
+    config = PipelineConfig(frames=1, frame_interval=1, image_size=8, short_side=8,
+                            multiscale_crop=False, hflip=False, color_jitter=False,
+                            random_erasing=0.0, cycle_length=1, shuffle_buffer=1)
+    train = iter(train_dataset([kept, deleted], 1, config, repeat=True))
+    next(train)  # read before the deletion: a run that had started
+    evaluation = eval_dataset([kept, deleted], 1, config, skip_corrupt=True)
+    os.remove(deleted)
+    pipelines = {"train": lambda: [next(train) for _ in range(50)],
+                 "eval": lambda: list(evaluation)}
+    for name, read in pipelines.items():
+        outcome = ["HUNG"]
+        def attempt():
+            try:
+                read()
+                outcome[0] = "no error"
+            except tf.errors.OpError as error:
+                outcome[0] = type(error).__name__ + ": " + tf_error_text(error)
+        reader = threading.Thread(target=attempt, daemon=True)
+        reader.start()
+        reader.join(60)
+        print("RESULT", name, outcome[0], flush=True)
+    os._exit(0)  # a spinning reader would keep the process alive
+    """
+)
+
+
+def test_a_shard_deleted_during_a_run_ends_it_naming_the_file(tmp_path):
+    """Skipping corrupt records must not skip a file that cannot be opened: its reader
+    would raise again at every element and the run would spin forever."""
+    kept, deleted = tmp_path / "kept.tfrecord", tmp_path / "deleted.tfrecord"
+    _write_labels(kept, [0])
+    _write_labels(deleted, [1])
+    result = subprocess.run(
+        [sys.executable, "-c", _DELETED_SHARD_SCRIPT, str(kept), str(deleted)],
+        capture_output=True, text=True, timeout=300,
+    )
+    outcomes = dict(line.split(" ", 2)[1:] for line in result.stdout.splitlines()
+                    if line.startswith("RESULT "))
+    assert set(outcomes) == {"train", "eval"}, result.stderr[-3000:]
+    for outcome in outcomes.values():
+        assert outcome.startswith(f"NotFoundError: {deleted}"), outcomes
 
 
 _MIRRORED_SCRIPT = textwrap.dedent(
