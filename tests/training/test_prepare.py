@@ -20,6 +20,7 @@ from keras_squeezetime.training.prepare import prepare_dataset, shard_names, sto
 from keras_squeezetime.training.pipeline import PipelineConfig, train_dataset
 from keras_squeezetime.training.records import parse_sequence_example
 from tests.helpers.class_mix import expected_distinct_classes
+from tests.helpers.ctrl_c import answer_ctrl_c
 
 
 def read_records(output: str) -> list[dict]:
@@ -428,7 +429,7 @@ def test_cli_ctrl_c_says_one_line_stops_its_workers_and_resumes(tmp_path, make_v
     names = shard_names(num_videos, 1)
 
     # Its own session: Ctrl-C in a terminal signals the whole process group, workers too.
-    process = _cli(*args, start_new_session=True)
+    process = _cli(*args, start_new_session=True, preexec_fn=answer_ctrl_c)
     deadline = time.monotonic() + 120
     while not (output / names[0]).exists():
         assert process.poll() is None, process.communicate()

@@ -26,6 +26,7 @@ from keras_squeezetime import SqueezeTime
 from keras_squeezetime.training import optimizer  # noqa: F401  (loads checkpoints)
 from keras_squeezetime.training.model_setup import build_model
 from keras_squeezetime.training.recipes import CUSTOM
+from tests.helpers.ctrl_c import answer_ctrl_c
 from tests.helpers.train_cli import train_cli as _train_cli
 
 TINY_FLAGS = [
@@ -185,7 +186,7 @@ def test_killed_run_resumes_after_its_last_epoch(tiny_records, tmp_path, stop):
     ]
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_squeezetime.training.cli.train", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=answer_ctrl_c,
     )
     metadata = output / "backup" / "training_metadata.json"
     deadline = time.monotonic() + 240
