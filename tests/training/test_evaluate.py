@@ -9,6 +9,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import tensorflow as tf
 from keras_squeezetime import SqueezeTime
 from keras_squeezetime.training.evaluate import classification_metrics, evaluate_model
 from keras_squeezetime.training.records import make_sequence_example
+from tests.helpers.cli_runs import cli_runs
 
 NAMES = ["a", "b", "c"]
 
@@ -233,20 +235,46 @@ def test_official_pth_checkpoint(tmp_path_factory, tmp_path):
     assert metrics["top1"] == 0.5
 
 
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--model=x.keras", "--data=a", "--views=10by3"], "CLIPSxCROPS"),
-        (["--model=x.keras", "--data=a", "--views=2x2"], "crops 1 or 3"),
-        (["--model=/nonexistent/model.pth", "--data=a"], "does not exist"),
-        (["--data=a"], "--model is required"),
-    ],
-)
-def test_cli_errors_are_clean(flags, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_squeezetime.training.cli.evaluate", *flags],
-        capture_output=True, text=True, timeout=120,
-    )
+FLAG_ERRORS = {
+    "views spelling": (["--model=x.keras", "--data=a", "--views=10by3"], "CLIPSxCROPS"),
+    "views crops": (["--model=x.keras", "--data=a", "--views=2x2"], "crops 1 or 3"),
+    "missing model": (["--model=/nonexistent/model.pth", "--data=a"], "does not exist"),
+    "no model": (["--data=a"], "--model is required"),
+}
+DATA_ERRORS = ("noskip-corrupt", "video list", "gs")
+
+
+@pytest.fixture(scope="module")
+def cli_failures(keras_model, tmp_path_factory) -> types.SimpleNamespace:
+    """squeezetime-evaluate's failing runs, in one process (`cli_runs`): the flag errors and
+    the data errors of `test_cli_data_errors_are_one_line`, with the files they read."""
+    tmp = tmp_path_factory.mktemp("evaluate_failures")
+    rng = np.random.default_rng(4)
+    serialized = [make_sequence_example(
+        [tf.io.encode_jpeg(f).numpy() for f in rng.integers(0, 255, (8, 48, 64, 3), np.uint8)],
+        label).SerializeToString() for label in (0, 1, 2)]
+    shard = tmp / "val.tfrecord"
+    with tf.io.TFRecordWriter(str(shard)) as writer:
+        for data in serialized:
+            writer.write(data)
+    _corrupt_payload(shard, serialized, 1)
+    listing = tmp / "val_list.txt"
+    listing.write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
+    data_flags = {
+        "noskip-corrupt": [f"--data={shard}", "--noskip-corrupt"],
+        "video list": [f"--data={listing}"],
+        "gs": ["--data=gs://squeezetime-no-such-bucket/*.tfrecord"],
+    }
+    runs = {name: flags for name, (flags, _) in FLAG_ERRORS.items()}
+    runs.update({name: [f"--model={keras_model}", "--views=1x1", *flags]
+                 for name, flags in data_flags.items()})
+    results = cli_runs("keras_squeezetime.training.cli.evaluate", runs, timeout=300)
+    return types.SimpleNamespace(results=results, shard=shard, listing=listing)
+
+
+@pytest.mark.parametrize("case", FLAG_ERRORS)
+def test_cli_errors_are_clean(cli_failures, case):
+    result, message = cli_failures.results[case], FLAG_ERRORS[case][1]
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -397,35 +425,18 @@ def test_corrupt_records_are_skipped_and_reported(keras_model, tmp_path, caplog)
         evaluate_model(str(keras_model), pattern, views=(1, 1), skip_corrupt=False)
 
 
-@pytest.mark.parametrize("case", ["noskip-corrupt", "video list", "gs"])
-def test_cli_data_errors_are_one_line(keras_model, tmp_path, case):
+@pytest.mark.parametrize("case", DATA_ERRORS)
+def test_cli_data_errors_are_one_line(cli_failures, case):
     """A damaged record under --noskip-corrupt, a video list where TFRecords belong, an
     unreachable gs:// pattern: exit status 2 and one line naming the file, no traceback."""
-    rng = np.random.default_rng(4)
-    serialized = [make_sequence_example(
-        [tf.io.encode_jpeg(f).numpy() for f in rng.integers(0, 255, (8, 48, 64, 3), np.uint8)],
-        label).SerializeToString() for label in (0, 1, 2)]
-    shard = tmp_path / "val.tfrecord"
-    with tf.io.TFRecordWriter(str(shard)) as writer:
-        for data in serialized:
-            writer.write(data)
-    _corrupt_payload(shard, serialized, 1)
-    listing = tmp_path / "val_list.txt"
-    listing.write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
-    flags, message = {
-        "noskip-corrupt": ([f"--data={shard}", "--noskip-corrupt"],
-                           f"{shard}: record 1 is corrupt (corrupted record at "),
-        "video list": ([f"--data={listing}"],
-                       f"{listing} is not a TFRecord file (its first record header fails its "
+    shard, listing = cli_failures.shard, cli_failures.listing
+    message = {
+        "noskip-corrupt": f"{shard}: record 1 is corrupt (corrupted record at ",
+        "video list": (f"{listing} is not a TFRecord file (its first record header fails its "
                        "checksum); it looks like a video list"),
-        "gs": (["--data=gs://squeezetime-no-such-bucket/*.tfrecord"],
-               "cannot reach/read gs://squeezetime-no-such-bucket/"),
+        "gs": "cannot reach/read gs://squeezetime-no-such-bucket/",
     }[case]
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_squeezetime.training.cli.evaluate",
-         f"--model={keras_model}", "--views=1x1", *flags],
-        capture_output=True, text=True, timeout=180,
-    )
+    result = cli_failures.results[case]
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-1000:]

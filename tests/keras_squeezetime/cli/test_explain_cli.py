@@ -1,4 +1,5 @@
-"""`squeezetime-explain` in a subprocess: PNG grid and GIF, and clean errors on bad input."""
+"""`squeezetime-explain` in a subprocess: PNG grid and GIF, and clean errors on bad input
+(those in one process: `cli_runs`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import sys
 
 import pytest
 from PIL import Image
+
+from keras_squeezetime.video.writer import write_video
+from tests.conftest import solid_frames
+from tests.helpers.cli_runs import cli_runs
 
 NAMES = [f"action {i}" for i in range(10)]
 
@@ -40,28 +45,39 @@ def test_writes_grid_and_gif_for_the_official_checkpoint(parity, labels, make_vi
         assert gif.n_frames == 16 and gif.size == (192, 64)
 
 
-@pytest.mark.parametrize("case", ["missing video", "corrupt video", "tflite model",
-                                  "wrong extension", "label mismatch", "class out of range"])
-def test_bad_input_gives_one_clean_error_line(case, parity, labels, make_video, make_broken_file,
-                                              tmp_path):
-    video, model, extra = make_video("ok.mp4", num_frames=20), parity["pth"], [f"--labels={labels}"]
-    expected = {"missing video": "no such file", "corrupt video": "not a readable container",
-                "tflite model": "no gradients", "wrong extension": "Unsupported model file",
-                "label mismatch": "has 2 names but", "class out of range": "out of range"}[case]
-    if case == "missing video":
-        video = tmp_path / "gone.mp4"
-    elif case == "corrupt video":
-        video = make_broken_file("text")
-    elif case in ("tflite model", "wrong extension"):
-        model = tmp_path / ("model.tflite" if case == "tflite model" else "model.h5")
-        model.write_bytes(b"not a model")
-    elif case == "label mismatch":
-        (tmp_path / "two.txt").write_text("a\nb\n")
-        extra = [f"--labels={tmp_path / 'two.txt'}"]
-    else:
-        extra += ["--class-index=10", "--image-size=64"]
-    result = _explain(video, "--model", model, *extra)
+BAD_INPUTS = {"missing video": "no such file", "corrupt video": "not a readable container",
+              "tflite model": "no gradients", "wrong extension": "Unsupported model file",
+              "label mismatch": "has 2 names but", "class out of range": "out of range"}
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(parity, tmp_path_factory) -> dict:
+    """squeezetime-explain on each bad input, in one process (`cli_runs`)."""
+    tmp = tmp_path_factory.mktemp("explain_failures")
+    video, model, labels = tmp / "ok.mp4", parity["pth"], tmp / "labels.txt"
+    write_video(video, solid_frames(20, 48, 64))  # as make_video writes it
+    labels.write_text("\n".join(NAMES) + "\n")
+    (tmp / "not_a_video.mp4").write_text("this is not a video\n" * 20, encoding="utf-8")
+    for name in ("model.tflite", "model.h5"):
+        (tmp / name).write_bytes(b"not a model")
+    (tmp / "two.txt").write_text("a\nb\n")
+    extra = [f"--labels={labels}"]
+    runs = {
+        "missing video": [tmp / "gone.mp4", "--model", model, *extra],
+        "corrupt video": [tmp / "not_a_video.mp4", "--model", model, *extra],
+        "tflite model": [video, "--model", tmp / "model.tflite", *extra],
+        "wrong extension": [video, "--model", tmp / "model.h5", *extra],
+        "label mismatch": [video, "--model", model, f"--labels={tmp / 'two.txt'}"],
+        "class out of range": [video, "--model", model, *extra, "--class-index=10",
+                               "--image-size=64"],
+    }
+    return cli_runs("keras_squeezetime.cli.explain", runs, timeout=300)
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_gives_one_clean_error_line(case, bad_input_runs):
+    result = bad_input_runs[case]
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith("squeezetime-")]
     assert len(lines) == 1 and lines[0].startswith("squeezetime-explain: error: "), result.stderr
-    assert expected in lines[0]
+    assert BAD_INPUTS[case] in lines[0]
