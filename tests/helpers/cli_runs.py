@@ -39,13 +39,14 @@ print(json.dumps(results))
 """
 
 
-def cli_runs(module: str, runs: Mapping[str, Sequence], timeout: float = 900
-             ) -> dict[str, subprocess.CompletedProcess]:
+def cli_runs(module: str, runs: Mapping[str, Sequence], timeout: float = 900,
+             env: Mapping[str, str] | None = None) -> dict[str, subprocess.CompletedProcess]:
     """`{name: args}` of the console script in `module` (its `run()`), run one after another
-    in one process: `{name: that run's CompletedProcess}`."""
+    in one process (environment `env`, default this one's): `{name: that run's
+    CompletedProcess}`."""
     runs = {name: [str(arg) for arg in args] for name, args in runs.items()}
     done = subprocess.run([sys.executable, "-c", _RUNS, module, json.dumps(runs)],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.splitlines()[-1])
     return {name: subprocess.CompletedProcess(runs[name], *results[name]) for name in runs}

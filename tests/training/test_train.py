@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 import warnings
 
 import keras
@@ -26,6 +27,7 @@ from keras_squeezetime import SqueezeTime
 from keras_squeezetime.training import optimizer  # noqa: F401  (loads checkpoints)
 from keras_squeezetime.training.model_setup import build_model
 from keras_squeezetime.training.recipes import CUSTOM
+from tests.helpers.cli_runs import cli_runs
 from tests.helpers.ctrl_c import answer_ctrl_c
 from tests.helpers.train_cli import train_cli as _train_cli
 
@@ -244,41 +246,63 @@ def test_validation_records_numbered_otherwise_stop_the_run_before_training(tiny
     assert not (tmp_path / "run" / "config.json").exists()
 
 
-@pytest.mark.parametrize("case", ["offline preset", "no TF_CONFIG", "video list", "gs",
-                                  "one clip per batch"])
-def test_setup_failures_are_one_line_and_leave_no_run_folder(tiny_records, tmp_path, case):
+# Runs that stop before training, each with its flags and the start of its last line.
+SETUP_FAILURES = {
+    # An empty mirror: the preset is neither cached nor downloadable, as offline.
+    "offline preset": (["--init-weights=kinetics400"],
+                       "--init-weights kinetics400: Cannot download preset 'kinetics400'"),
+    "no TF_CONFIG": (["--strategy=multi_worker"],
+                     "--strategy multi_worker needs the TF_CONFIG environment variable"),
+    "video list": (["--train-data={listing}"],
+                   "{listing} is not a TFRecord file (its first record header fails its "
+                   "checksum); it looks like a video list"),
+    "gs": (["--train-data=gs://squeezetime-no-such-bucket/*.tfrecord"],
+           "cannot reach/read gs://squeezetime-no-such-bucket/"),
+    "one clip per batch": (["--batch-size=1"],
+                           "--batch-size 1 gives 1 clip per replica on 1 replica(s); "
+                           "batch normalisation needs at least 2"),
+}
+BAD_FLAGS = {
+    "no train data": (["--output=/tmp/x"], "--train-data is required"),
+    "no records": (["--train-data=/nonexistent/*.tfrecord", "--output=/tmp/x",
+                    "--num-classes=3"], "No TFRecord files match"),
+    "unknown config": (["--train-data=a", "--output=/tmp/x", "--config=kinetics-400"], "config"),
+    "patience without val": (["--train-data=/nonexistent/*.tfrecord", "--output=/tmp/x",
+                              "--num-classes=3", "--early-stopping-patience=2"],
+                             "--early-stopping-patience needs --val-data"),
+}
+
+
+@pytest.fixture(scope="module")
+def failed_runs(tiny_records, tmp_path_factory) -> types.SimpleNamespace:
+    """squeezetime-train's runs that fail on their flags or setup, in one process
+    (`cli_runs`): no TF_CONFIG, and an empty weights mirror and cache."""
+    tmp = tmp_path_factory.mktemp("failed_runs")
+    listing = tmp / "train_list.txt"
+    listing.write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
+    (tmp / "existing").mkdir()
+    runs = {case: [f"--train-data={tiny_records['train']}", f"--output={tmp / case / 'run'}",
+                   "--epochs=1", *TINY_FLAGS, *(f.format(listing=listing) for f in flags)]
+            for case, (flags, _) in SETUP_FAILURES.items()}
+    runs.update({case: flags for case, (flags, _) in BAD_FLAGS.items()})
+    runs["no classes"] = [f"--train-data={tiny_records['train']}", f"--output={tmp / 'existing'}"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env.update(KERAS_HOME=str(tmp / "keras_home"),
+               KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX=(tmp / "mirror").as_uri())
+    results = cli_runs("keras_squeezetime.training.cli.train", runs, timeout=600, env=env)
+    return types.SimpleNamespace(results=results, tmp=tmp, listing=listing)
+
+
+@pytest.mark.parametrize("case", SETUP_FAILURES)
+def test_setup_failures_are_one_line_and_leave_no_run_folder(failed_runs, case):
     """Each stops before training with exit status 2 and one line, not a traceback, and
     writes nothing (a config.json left behind would make a rerun look like a resume)."""
-    output = tmp_path / "run"
-    listing = tmp_path / "train_list.txt"
-    listing.write_text("videos/a.mp4 0\nvideos/b.mp4 1\n")
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    flags, message = {
-        # An empty mirror: the preset is neither cached nor downloadable, as offline.
-        "offline preset": (["--init-weights=kinetics400"],
-                           "--init-weights kinetics400: Cannot download preset 'kinetics400'"),
-        "no TF_CONFIG": (["--strategy=multi_worker"],
-                         "--strategy multi_worker needs the TF_CONFIG environment variable"),
-        "video list": ([f"--train-data={listing}"],
-                       f"{listing} is not a TFRecord file (its first record header fails its "
-                       "checksum); it looks like a video list"),
-        "gs": (["--train-data=gs://squeezetime-no-such-bucket/*.tfrecord"],
-               "cannot reach/read gs://squeezetime-no-such-bucket/"),
-        "one clip per batch": (["--batch-size=1"],
-                               "--batch-size 1 gives 1 clip per replica on 1 replica(s); "
-                               "batch normalisation needs at least 2"),
-    }[case]
-    env.update(KERAS_HOME=str(tmp_path / "keras_home"),
-               KERAS_SQUEEZETIME_WEIGHTS_URL_PREFIX=(tmp_path / "mirror").as_uri())
-    result = subprocess.run(
-        [sys.executable, "-m", "keras_squeezetime.training.cli.train",
-         f"--train-data={tiny_records['train']}", f"--output={output}", "--epochs=1",
-         *TINY_FLAGS, *flags],
-        capture_output=True, text=True, timeout=300, env=env)
+    result = failed_runs.results[case]
+    message = SETUP_FAILURES[case][1].format(listing=failed_runs.listing)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stderr.strip().splitlines()[-1].startswith(message), result.stderr[-1000:]
-    assert not output.exists()
+    assert not (failed_runs.tmp / case / "run").exists()
 
 
 def test_resume_refuses_a_changed_run(tiny_records, tmp_path):
@@ -296,27 +320,16 @@ def test_resume_refuses_a_changed_run(tiny_records, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--output=/tmp/x"], "--train-data is required"),
-        (["--train-data=/nonexistent/*.tfrecord", "--output=/tmp/x", "--num-classes=3"],
-         "No TFRecord files match"),
-        (["--train-data=a", "--output=/tmp/x", "--config=kinetics-400"], "config"),
-        (["--train-data=/nonexistent/*.tfrecord", "--output=/tmp/x", "--num-classes=3",
-          "--early-stopping-patience=2"], "--early-stopping-patience needs --val-data"),
-    ],
-)
-def test_bad_flags_fail_cleanly(flags, message):
-    result = _train_cli(*flags, timeout=120)
+@pytest.mark.parametrize("case", BAD_FLAGS)
+def test_bad_flags_fail_cleanly(failed_runs, case):
+    result = failed_runs.results[case]
     assert result.returncode != 0
-    assert message in result.stderr
+    assert BAD_FLAGS[case][1] in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_custom_config_needs_num_classes(tiny_records, tmp_path):
-    result = _train_cli(f"--train-data={tiny_records['train']}", f"--output={tmp_path}",
-                        timeout=120)
+def test_custom_config_needs_num_classes(failed_runs):
+    result = failed_runs.results["no classes"]
     assert result.returncode != 0
     assert "needs --num-classes" in result.stderr and "Traceback" not in result.stderr
 
