@@ -1,4 +1,5 @@
-"""`squeezetime-eval-tflite` as a user runs it: report files, and a clear error."""
+"""`squeezetime-eval-tflite` as a user runs it: report files, and a clear error (the
+failing runs in one process: `cli_runs`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
+
+from tests.helpers.cli_runs import cli_runs
 
 
 def _cli(*args):
@@ -69,41 +73,6 @@ def float_file(tiny, tmp_path_factory):
                          sampling={"frame_interval": 2, "short_side": tiny.SIZE}).path
 
 
-def test_data_list_not_named_txt_is_named(float_file, video_dataset, tmp_path):
-    """A video list under another extension: one line naming it and saying lists end in
-    .txt, exit 2, no traceback, no report."""
-    listing = tmp_path / "list.lst"
-    listing.write_text("".join(
-        f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}\n"
-        for line in (video_dataset / "val_list.txt").read_text().splitlines()))
-    failed = _cli("--model", float_file, "--data", str(listing), "--nomemory",
-                  "--output", str(tmp_path / "report.json"))
-    assert failed.returncode == 2, failed.stderr[-3000:]
-    assert "Traceback" not in failed.stderr
-    message = failed.stderr.strip().splitlines()[-1]
-    assert message.startswith(f"squeezetime-eval-tflite: error: {listing} is a text file, not "
-                              "a TFRecord file; a video list must be named *.txt")
-    assert not (tmp_path / "report.json").exists()
-
-
-def test_reference_with_other_classes_is_named(tiny, float_file, video_dataset, tmp_path):
-    """A reference of 3 classes for a file of 5: both counts named, before evaluation."""
-    from tests import helpers
-
-    reference = tmp_path / "other.keras"
-    helpers.tiny_squeezetime(input_shape=(tiny.FRAMES, tiny.SIZE, tiny.SIZE, 3),
-                             num_classes=3).save(reference)
-    failed = _cli("--model", float_file, "--data", str(video_dataset / "val_list.txt"),
-                  "--reference", str(reference), "--nomemory",
-                  "--output", str(tmp_path / "report.json"))
-    assert failed.returncode == 2, failed.stderr[-3000:]
-    assert "Traceback" not in failed.stderr
-    assert failed.stderr.strip().splitlines()[-1] == (
-        f"squeezetime-eval-tflite: error: The reference {reference} has 3 classes but "
-        f"{float_file} has 5; compare a file with the Keras model it was exported from.")
-    assert not (tmp_path / "report.json").exists()
-
-
 @pytest.fixture(scope="module")
 def named_file(tiny, tmp_path_factory):
     """The float32 file with its class names (`tiny.NAMES`) embedded, as squeezetime-export
@@ -115,43 +84,91 @@ def named_file(tiny, tmp_path_factory):
                          sampling={"frame_interval": 2, "short_side": tiny.SIZE}).path
 
 
-def test_records_naming_classes_otherwise_are_refused(tiny, named_file, prepared_records,
-                                                      video_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def failures(tiny, float_file, named_file, video_dataset, prepared_records, tmp_path_factory):
+    """squeezetime-eval-tflite's failing runs, in one process (`cli_runs`). Each run writes
+    its report under a folder of its own (`out[case]`), which must stay empty."""
+    from tests import helpers
+
+    tmp = tmp_path_factory.mktemp("eval_failures")
+    out = {case: tmp / "outputs" / case for case in ("list.lst", "reference", "swapped",
+                                                     "other", "folder", "not a model")}
+    for folder in out.values():
+        folder.mkdir(parents=True)
+    listing = tmp / "list.lst"
+    listing.write_text("".join(
+        f"{video_dataset / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}\n"
+        for line in (video_dataset / "val_list.txt").read_text().splitlines()))
+    reference = tmp / "other.keras"
+    helpers.tiny_squeezetime(input_shape=(tiny.FRAMES, tiny.SIZE, tiny.SIZE, 3),
+                             num_classes=3).save(reference)
+    swapped = prepared_records([tiny.NAMES[1], tiny.NAMES[0], *tiny.NAMES[2:]])
+    other = prepared_records((video_dataset / "classes.txt").read_text().split())
+    (tmp / "m.tflite").write_bytes(b"not a model")
+    report = {case: ["--output", folder / "report.json"] for case, folder in out.items()}
+    runs = {
+        "list.lst": ["--model", float_file, "--data", listing, "--nomemory", *report["list.lst"]],
+        "reference": ["--model", float_file, "--data", video_dataset / "val_list.txt",
+                      "--reference", reference, "--nomemory", *report["reference"]],
+        "swapped": ["--model", named_file, "--data", swapped, "--nomemory", *report["swapped"]],
+        "other": ["--model", named_file, "--data", other, "--nomemory", *report["other"]],
+        "folder": ["--model", out["folder"], "--data", tmp / "none-*.tfrecord", "--nomemory",
+                   *report["folder"]],
+        "not a model": ["--model", tmp / "m.tflite", "--data", tmp / "none-*.tfrecord",
+                        *report["not a model"]],
+    }
+    results = cli_runs("keras_squeezetime.tflite.cli.evaluate", runs)
+    return types.SimpleNamespace(results=results, out=out, listing=listing,
+                                 reference=reference, swapped=swapped, other=other)
+
+
+def _one_line_refusal(failures, case: str) -> str:
+    """The run's last line, after checking it failed with status 2 and wrote nothing."""
+    failed = failures.results[case]
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    assert os.listdir(failures.out[case]) == []
+    return failed.stderr.strip().splitlines()[-1]
+
+
+def test_data_list_not_named_txt_is_named(failures):
+    """A video list under another extension: one line naming it and saying lists end in
+    .txt, exit 2, no traceback, no report."""
+    message = _one_line_refusal(failures, "list.lst")
+    assert message.startswith(f"squeezetime-eval-tflite: error: {failures.listing} is a text "
+                              "file, not a TFRecord file; a video list must be named *.txt")
+
+
+def test_reference_with_other_classes_is_named(float_file, failures):
+    """A reference of 3 classes for a file of 5: both counts named, before evaluation."""
+    assert _one_line_refusal(failures, "reference") == (
+        f"squeezetime-eval-tflite: error: The reference {failures.reference} has 3 classes "
+        f"but {float_file} has 5; compare a file with the Keras model it was exported from.")
+
+
+def test_records_naming_classes_otherwise_are_refused(named_file, failures):
     """Prepared records numbering the model's classes in another order, or of another
     dataset (the 8 synthetic classes against 5): one line naming the classes, exit 2,
     no report, as squeezetime-evaluate refuses them."""
-    swapped = prepared_records([tiny.NAMES[1], tiny.NAMES[0], *tiny.NAMES[2:]])
-    other = prepared_records((video_dataset / "classes.txt").read_text().split())
-    for pattern, expected in [
-            (swapped, f"the model {named_file} names 2 class(es) otherwise than the records of "
-                      f"{swapped} do (0: 'class_0' there, 'class_1' in the records, 1: "
-                      "'class_1' there, 'class_0' in the records)"),
-            (other, f"the records of {other} use class index 7 ('blue_then_red') but the "
-                    f"model {named_file} has 5 classes (0..4).")]:
-        failed = _cli("--model", named_file, "--data", pattern, "--nomemory",
-                      "--output", str(tmp_path / "report.json"))
-        assert failed.returncode == 2, failed.stderr[-3000:]
-        assert "Traceback" not in failed.stderr
-        message = failed.stderr.strip().splitlines()[-1]
+    swapped, other = failures.swapped, failures.other
+    for case, expected in [
+            ("swapped", f"the model {named_file} names 2 class(es) otherwise than the records "
+                        f"of {swapped} do (0: 'class_0' there, 'class_1' in the records, 1: "
+                        "'class_1' there, 'class_0' in the records)"),
+            ("other", f"the records of {other} use class index 7 ('blue_then_red') but the "
+                      f"model {named_file} has 5 classes (0..4).")]:
+        message = _one_line_refusal(failures, case)
         assert message.startswith(f"squeezetime-eval-tflite: error: {expected}"), message
-    assert os.listdir(tmp_path) == []
 
 
-def test_folder_as_model_is_named(tmp_path):
+def test_folder_as_model_is_named(failures):
     """An existing folder as --model is named as a folder, not as missing."""
-    failed = _cli("--model", str(tmp_path), "--data", str(tmp_path / "none-*.tfrecord"),
-                  "--nomemory", "--output", str(tmp_path / "report.json"))
-    assert failed.returncode == 2, failed.stderr[-3000:]
-    assert "Traceback" not in failed.stderr
-    assert failed.stderr.strip().splitlines()[-1] == (
-        f"squeezetime-eval-tflite: error: {tmp_path} is a folder, not a model file; --model "
-        "takes .tflite files (repeat it for several).")
-    assert os.listdir(tmp_path) == []
+    assert _one_line_refusal(failures, "folder") == (
+        f"squeezetime-eval-tflite: error: {failures.out['folder']} is a folder, not a model "
+        "file; --model takes .tflite files (repeat it for several).")
 
 
-def test_missing_data_is_named(tmp_path):
-    (tmp_path / "m.tflite").write_bytes(b"not a model")
-    bad = _cli("--model", str(tmp_path / "m.tflite"), "--data", str(tmp_path / "none-*.tfrecord"),
-               "--output", str(tmp_path / "bad.json"))
+def test_missing_data_is_named(failures):
+    bad = failures.results["not a model"]
     assert bad.returncode == 2 and "not a LiteRT/TFLite model" in bad.stderr
-    assert not (tmp_path / "bad.json").exists()
+    assert os.listdir(failures.out["not a model"]) == []
