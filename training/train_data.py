@@ -10,6 +10,7 @@ from absl import logging
 import tensorflow as tf
 
 from keras_squeezetime.training import pipeline, records, shard_manifest
+from keras_squeezetime.training.tf_errors import tf_error_text
 
 
 def train_dataset(
@@ -119,7 +120,7 @@ def _count_file(path: str, features: dict, texts: dict[int, str], batch: int,
             if not report:
                 raise
             logging.warning("%s: record %d is corrupt (%s); training skips it and the rest of "
-                            "this file.", path, read, error.message.splitlines()[0])
+                            "this file.", path, read, tf_error_text(error))
             return read
         read += int(serialized.shape[0])
         for index, text in zip(context[records.LABEL_INDEX_KEY].numpy(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -50,6 +51,18 @@ def test_manifest_counts_per_file_or_none(tmp_path):
     # The manifest's figures, not the files'; unnamed classes are left out.
     assert count_records(files) == (12, {0: "walk"})
     assert manifest_counts(files + [str(tmp_path / "c.tfrecord")]) is None  # c not listed
+
+
+def test_counting_names_a_corrupt_record_in_plain_words(tmp_path, caplog):
+    """Without a manifest the files are read: a failed checksum is named by file and record,
+    with TensorFlow's sentence and none of its op decorations."""
+    _shard(tmp_path / "a.tfrecord", [0, 1, 2, 3], corrupt_record=2)
+    with caplog.at_level("WARNING"):
+        assert count_records([str(tmp_path / "a.tfrecord")])[0] == 2
+    [warning] = [r.getMessage() for r in caplog.records if "is corrupt" in r.getMessage()]
+    assert re.fullmatch(re.escape(f"{tmp_path / 'a.tfrecord'}: record 2 is corrupt (corrupted "
+                                  "record at ") +
+                        r"\d+\); training skips it and the rest of this file\.", warning), warning
 
 
 def test_training_data_names_a_shard_short_of_its_manifest(tmp_path, caplog):
