@@ -246,10 +246,14 @@ def write_report(output, settings, steps, video, prediction, evaluation, export,
     # The float32 size: the weights inside model.keras (saved without optimizer state).
     with zipfile.ZipFile(model_dir / "model.keras") as archive:
         float_bytes = archive.getinfo("model.weights.h5").file_size
+    harness = _load_json(export / "report.json")  # one file: its entry; several: "variants"
+    # The harness scores one centre clip per video, not the views above: Keras's top-1 on
+    # the same clips is what the file's top-1 compares with.
     lines += ["## LiteRT (TFLite) on this CPU, 2 threads, uint8 input", "",
+              f"One centre clip per video ({harness['clips']} clips); Keras's top-1 on the "
+              f"same clips: {harness.get('reference_top1', float('nan')):.1%}.", "",
               "| file | top-1 | top-1 agreement with Keras | logit cosine | latency median ms "
               "| size | vs float32 weights |", "|---|---|---|---|---|---|---|"]
-    harness = _load_json(export / "report.json")  # one file: its entry; several: "variants"
     for variant in harness.get("variants", [harness]):
         lines.append(
             f"| {variant['variant']} | {variant['top1']:.1%} | "

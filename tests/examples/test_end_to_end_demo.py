@@ -37,6 +37,7 @@ def test_tiny_demo_writes_a_complete_report(tmp_path):
     # follow the float model's, which a broken export would not.
     assert 0 <= harness["agreement_top1"] <= 1 and harness["logit_cosine"] > 0.98, harness
     assert "of 2 epochs" in text and "vs float32 weights" in text
+    assert f"Keras's top-1 on the same clips: {harness['reference_top1']:.1%}" in text
     prediction = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
     assert len(prediction[0]["predictions"]) == 5
 
@@ -72,8 +73,9 @@ def test_the_report_says_early_stopping_stopped_the_run_only_when_it_did(
     (evaluation / "metrics.json").write_text(json.dumps(
         {"top1": 0.5, "top5": 1.0, "mean_class_accuracy": 0.5, "num_videos": 4}))
     (export / "report.json").write_text(json.dumps({
-        "variant": "int8", "top1": 0.5, "agreement_top1": 1.0, "logit_cosine": 0.99,
-        "latency_ms": {"median": 1.0}, "size_bytes": 500}))
+        "variant": "int8", "clips": 4, "top1": 0.5, "reference_top1": 0.75,
+        "agreement_top1": 1.0, "logit_cosine": 0.99, "latency_ms": {"median": 1.0},
+        "size_bytes": 500}))
 
     report = demo.write_report(tmp_path, demo.TINY, [], tmp_path / "video.mp4", "[]",
                                evaluation, export, explain, model_dir)
@@ -83,6 +85,9 @@ def test_the_report_says_early_stopping_stopped_the_run_only_when_it_did(
     assert line.startswith(f"- training: {completed} of 2 epochs"), line
     assert ("stopped after 1 epochs without a better validation accuracy" in line) == stopped
     assert "at epoch 0 of history.csv, numbered from 0" in line
+    # The LiteRT top-1 is of one centre clip per video: set beside Keras's on those clips.
+    assert ("One centre clip per video (4 clips); Keras's top-1 on the same clips: 75.0%."
+            in report.read_text())
 
 
 def test_a_rerun_replaces_an_earlier_demo_and_spares_other_folders(tmp_path, monkeypatch):
