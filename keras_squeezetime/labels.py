@@ -15,7 +15,9 @@ BUILTIN_LABELS = ("kinetics400", "kinetics600", "hmdb51")
 
 @functools.lru_cache(maxsize=None)
 def _read_builtin(name: str) -> tuple[str, ...]:
-    text = resources.files("keras_squeezetime").joinpath("labels", f"{name}.txt").read_text("utf-8")
+    # A folder not named like this module: `keras_squeezetime.labels` is the module.
+    lists = resources.files("keras_squeezetime").joinpath("class_lists")
+    text = lists.joinpath(f"{name}.txt").read_text("utf-8")
     return tuple(_names_of_lines(text.splitlines(), f"built-in label list {name!r}"))
 
 
