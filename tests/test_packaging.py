@@ -8,17 +8,12 @@ installed into a folder of its own, and read from there.
 
 from __future__ import annotations
 
-import configparser
-import importlib.metadata
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
 import zipfile
-
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
 
 from keras_squeezetime.worker_imports import LIGHT_IMPORT_ENV
 
@@ -71,20 +66,3 @@ def test_the_wheel_holds_every_module_and_class_list_and_builds_without_warnings
                                env=env).strip().splitlines()[-2:]
     assert module_file.startswith(str(target)), module_file
     assert counts == "400 600 51"
-
-
-def test_the_python_floor_is_the_one_the_installed_dependencies_need():
-    """python_requires admits exactly the Pythons every dependency installed here admits,
-    from the oldest: a user on an older one gets our requirement, not a dependency's."""
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    ours = SpecifierSet(config["options"]["python_requires"])
-    needs = {}
-    for line in config["options"]["install_requires"].strip().splitlines():
-        name = Requirement(line).name
-        needs[name] = SpecifierSet(importlib.metadata.metadata(name)["Requires-Python"] or "")
-    assert len(needs) >= 8, needs
-    oldest = next(minor for minor in range(6, 20)
-                  if all(f"3.{minor}" in spec for spec in needs.values()))
-    assert f"3.{oldest}" in ours and f"3.{oldest - 1}" not in ours, (str(ours), {
-        name: str(spec) for name, spec in needs.items()})
